@@ -1,0 +1,40 @@
+/** The shape of a `kiln` verb and the few ways it talks to the terminal. */
+
+/** A top-level verb (`kiln hash ...`): takes its arguments, returns the exit status. */
+export interface Command {
+  name: string;
+  /** One line for `kiln --help`. */
+  summary: string;
+  /** Full usage text for `kiln VERB --help`. */
+  usage: string;
+  run(args: string[]): Promise<number>;
+}
+
+const encoder = new TextEncoder();
+
+function writeAll(file: { writeSync(p: Uint8Array): number }, bytes: Uint8Array): void {
+  let off = 0;
+  while (off < bytes.length) off += file.writeSync(bytes.subarray(off));
+}
+
+/** Writes results to stdout, one per line. */
+export function printLines(lines: Iterable<string>): void {
+  let text = "";
+  for (const line of lines) text += line + "\n";
+  writeAll(Deno.stdout, encoder.encode(text));
+}
+
+/** Writes a JSON value to stdout on one line. */
+export function printJson(value: unknown): void {
+  printLines([JSON.stringify(value)]);
+}
+
+/** Writes progress, warnings and logs to stderr. */
+export function printStderr(text: string): void {
+  writeAll(Deno.stderr, encoder.encode(text.endsWith("\n") ? text : text + "\n"));
+}
+
+/** `warning: ...` on stderr, as Nix prints it. */
+export function warn(message: string): void {
+  printStderr(`warning: ${message}`);
+}

@@ -53,7 +53,9 @@ export function decodeNixBase32(text: string, byteLength: number): Uint8Array {
     out[i] |= (digit << j) & 0xff;
     const carry = digit >> (8 - j);
     if (i + 1 < byteLength) out[i + 1] |= carry;
-    else if (carry) throw new SyntaxError(`Nix base-32 text '${text}' overflows ${byteLength} bytes`);
+    else if (carry) {
+      throw new SyntaxError(`Nix base-32 text '${text}' overflows ${byteLength} bytes`);
+    }
   }
   return out;
 }

@@ -58,7 +58,9 @@ async function hashFiles(mode: "path" | "file", args: string[]): Promise<number>
   const { values, positionals } = parseCommandArgs(args, OUTPUT_FLAGS);
   const algorithm = parseHashAlgorithm(values.type ?? "sha256");
   const chosen = (["base16", "base32", "base64", "sri"] as const).filter((f) => values[f]);
-  if (chosen.length > 1) throw new UsageError("Give at most one of --base16/--base32/--base64/--sri");
+  if (chosen.length > 1) {
+    throw new UsageError("Give at most one of --base16/--base32/--base64/--sri");
+  }
   const format = parseHashFormat(chosen[0] ?? "sri");
   if (positionals.length === 0) throw new UsageError(`kiln hash ${mode} needs at least one PATH`);
   const lines: string[] = [];

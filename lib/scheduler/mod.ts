@@ -1,0 +1,6 @@
+/** The goal scheduler: runs build and substitute goals over a dependency graph, as Nix's Worker. */
+
+export * from "./build_result.ts";
+export * from "./events.ts";
+export * from "./slots.ts";
+export * from "./worker.ts";

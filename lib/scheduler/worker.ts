@@ -1,0 +1,279 @@
+/**
+ * The goal scheduler: realises a set of targets in a graph of build and substitute goals, as Nix's
+ * `Worker` (libstore/build/worker.cc) does, with the work itself injected. Each key is one goal,
+ * run at most once; a goal starts when its dependencies have succeeded and a slot of its kind is
+ * free (builds: `max-jobs`, substitutions: `max-substitution-jobs`); among ready goals the one with
+ * the longest chain of dependents still waiting goes first.
+ *
+ * Failure policy (Nix 2.8): without keep-going, the first failure fails its dependents with
+ * `N dependencies of derivation '<drv>' failed to build`, aborts the goals still running (Nix
+ * clears `topGoals`, leaves its loop and kills the builders as the goals are destroyed) and starts
+ * nothing more; the rest is reported cancelled. With keep-going every goal whose dependencies
+ * succeed is run, and a goal with failed dependencies fails once all of them have settled.
+ */
+
+import type { BuildOutcome, BuildResult, GoalKind, SubstituteOutcome } from "./build_result.ts";
+import { ProgressCounter, type SchedulerEvent, type SchedulerListener } from "./events.ts";
+import { type Goal, type GoalGraph, planGoals, runsBefore } from "./_graph.ts";
+import { SlotPool } from "./slots.ts";
+import {
+  alreadyValidResult,
+  cancelledResult,
+  dependencyFailedResult,
+  invoke,
+  noSubstituters,
+  resultOf,
+  type Settled,
+} from "./_outcome.ts";
+
+export type { GoalGraph, GoalNode } from "./_graph.ts";
+
+/** Builds the derivation `drvPath`; should settle soon after `signal` aborts. */
+export type BuildFunction = (drvPath: string, signal: AbortSignal) => Promise<BuildOutcome>;
+/** Substitutes `storePath`; should settle soon after `signal` aborts. */
+export type SubstituteFunction = (
+  storePath: string,
+  signal: AbortSignal,
+) => Promise<SubstituteOutcome>;
+
+export interface WorkerOptions {
+  build: BuildFunction;
+  /** Without it every substitute goal fails with reason `no-substituters`. */
+  substitute?: SubstituteFunction;
+  /** Concurrent builds (`max-jobs`); default 1, as Nix. 0 allows substitutions only. */
+  maxJobs?: number;
+  /** Concurrent substitutions (`max-substitution-jobs`); default 16; 0 acts as 1, as in Nix. */
+  maxSubstitutionJobs?: number;
+  /** `--keep-going`: build everything buildable instead of stopping at the first failure. */
+  keepGoing?: boolean;
+  /** Aborting it (Ctrl-C) aborts running goals, which report cancelled, and starts nothing new. */
+  signal?: AbortSignal;
+  onEvent?: SchedulerListener;
+  /** Clock for start and stop times, in milliseconds; default `Date.now`. */
+  now?: () => number;
+}
+
+/**
+ * Realises `targets` and everything they need in `graph`. Resolves, once no goal function is
+ * running any more, to a result for every goal of the targets' closure, in discovery order.
+ * Rejects (before running anything) on a bad graph or option, and rejects if `onEvent` throws.
+ */
+export async function runGoals(
+  graph: GoalGraph,
+  targets: readonly string[],
+  options: WorkerOptions,
+): Promise<Map<string, BuildResult>> {
+  const goals = planGoals(graph, targets);
+  const maxJobs = slotCount("maxJobs", options.maxJobs ?? 1);
+  const maxSubstitutionJobs = slotCount("maxSubstitutionJobs", options.maxSubstitutionJobs ?? 16);
+  if (maxJobs === 0) {
+    if (goals.some((goal) => goal.node.kind === "build" && !goal.node.valid)) {
+      // Nix 2.8's words (worker.cc), once it finds nothing else to do.
+      throw new RangeError(
+        "Unable to start any build; either increase '--max-jobs' or enable remote builds",
+      );
+    }
+  }
+  const run = new Run(goals, options, {
+    build: new SlotPool(maxJobs, runsBefore),
+    substitute: new SlotPool(Math.max(1, maxSubstitutionJobs), runsBefore),
+  });
+  await run.finished;
+  return new Map(goals.map((goal) => [goal.path, goal.result!]));
+}
+
+function slotCount(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 0) {
+    throw new RangeError(`Option ${name} is not a non-negative integer: ${value}`);
+  }
+  return value;
+}
+
+/** The mutable state of one `runGoals` call. */
+class Run {
+  readonly finished: Promise<void>;
+  readonly #goals: Goal[];
+  readonly #options: WorkerOptions;
+  readonly #pools: Record<GoalKind, SlotPool<Goal>>;
+  readonly #running = new Set<Goal>();
+  readonly #progress = new ProgressCounter();
+  readonly #now: () => number;
+  #stopping = false;
+  #listenerError: { error: unknown } | undefined;
+  #resolve!: () => void;
+  #reject!: (error: unknown) => void;
+
+  constructor(
+    goals: Goal[],
+    options: WorkerOptions,
+    pools: Record<GoalKind, SlotPool<Goal>>,
+  ) {
+    this.#goals = goals;
+    this.#options = options;
+    this.#pools = pools;
+    this.#now = options.now ?? Date.now;
+    this.finished = new Promise((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+    for (const goal of goals) {
+      if (goal.node.valid) {
+        goal.state = "done";
+        goal.result = alreadyValidResult(goal);
+      } else this.#progress.expect(goal.node.kind);
+    }
+    for (const goal of goals) {
+      if (goal.node.valid) continue;
+      let pending = 0;
+      for (const dependency of goal.dependencies) if (!dependency.node.valid) pending++;
+      goal.pending = pending;
+      if (pending === 0) this.#makeReady(goal);
+    }
+    const signal = options.signal;
+    if (signal?.aborted) this.#stop(signal.reason);
+    else signal?.addEventListener("abort", this.#onAbort, { once: true });
+    this.#pump();
+    this.#checkFinished();
+  }
+
+  readonly #onAbort = () => this.#stop(this.#options.signal!.reason);
+
+  #makeReady(goal: Goal): void {
+    goal.state = "ready";
+    this.#pools[goal.node.kind].enqueue(goal);
+  }
+
+  /** Starts ready goals while slots are free. */
+  #pump(): void {
+    for (const pool of [this.#pools.substitute, this.#pools.build]) {
+      while (!this.#stopping) {
+        const goal = pool.take();
+        if (goal === undefined) break;
+        this.#launch(goal);
+      }
+    }
+  }
+
+  #launch(goal: Goal): void {
+    const kind = goal.node.kind;
+    goal.state = "running";
+    goal.controller = new AbortController();
+    goal.startTime = this.#now();
+    this.#running.add(goal);
+    this.#progress.start(kind);
+    this.#emit(() => ({
+      type: "started",
+      kind,
+      path: goal.path,
+      progress: this.#progress.snapshot(),
+    }));
+    const fn = kind === "build"
+      ? this.#options.build
+      : (this.#options.substitute ?? noSubstituters);
+    invoke(fn, goal.path, goal.controller.signal)
+      .then((settled) => this.#settle(goal, settled))
+      .catch((error) => this.#reject(error));
+  }
+
+  #settle(goal: Goal, settled: Settled): void {
+    this.#running.delete(goal);
+    this.#pools[goal.node.kind].release();
+    const result = resultOf(goal, settled, {
+      times: { startTime: goal.startTime, stopTime: this.#now() },
+      aborted: goal.controller!.signal.aborted,
+    });
+    this.#record(goal, result, true);
+    if (result.status !== "failed") this.#releaseDependents(goal);
+    else if (!this.#stopping) {
+      this.#failDependents(goal);
+      if (!this.#options.keepGoing) {
+        this.#stop(new DOMException(`Stopped because '${goal.path}' failed`, "AbortError"));
+      }
+    }
+    this.#pump();
+    this.#checkFinished();
+  }
+
+  #record(goal: Goal, result: BuildResult, wasRunning: boolean): void {
+    goal.state = "done";
+    goal.result = result;
+    this.#progress.finish(goal.node.kind, result, wasRunning);
+    this.#emit(() => ({
+      type: "finished",
+      kind: goal.node.kind,
+      path: goal.path,
+      result,
+      progress: this.#progress.snapshot(),
+    }));
+  }
+
+  /** A goal succeeded: dependents whose last dependency it was become ready (or fail). */
+  #releaseDependents(goal: Goal): void {
+    for (const dependent of goal.dependents) {
+      if (dependent.state !== "waiting" || --dependent.pending > 0) continue;
+      if (dependent.failedDependencies === 0) this.#makeReady(dependent);
+      else {
+        this.#recordDependencyFailure(dependent);
+        this.#failDependents(dependent);
+      }
+    }
+  }
+
+  /**
+   * Counts `failed` against its waiting dependents and fails those that are due, then theirs in
+   * turn (a work list, not recursion: chains can be 20,000 deep). Without keep-going a dependent
+   * fails at once, as Nix wakes a goal on its first failed waitee, so N is 1; with keep-going it
+   * fails when its last dependency settles, N counting all that failed.
+   */
+  #failDependents(failed: Goal): void {
+    const work = [failed];
+    for (let goal = work.pop(); goal !== undefined; goal = work.pop()) {
+      for (const dependent of goal.dependents) {
+        if (dependent.state !== "waiting") continue;
+        dependent.failedDependencies++;
+        dependent.pending--;
+        if (this.#options.keepGoing && dependent.pending > 0) continue;
+        this.#recordDependencyFailure(dependent);
+        work.push(dependent);
+      }
+    }
+  }
+
+  #recordDependencyFailure(goal: Goal): void {
+    this.#record(goal, dependencyFailedResult(goal), false);
+  }
+
+  #stop(reason: unknown): void {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    for (const goal of this.#running) goal.controller!.abort(reason);
+  }
+
+  #emit(make: () => SchedulerEvent): void {
+    const listener = this.#options.onEvent;
+    if (listener === undefined) return;
+    try {
+      listener(make());
+    } catch (error) {
+      this.#listenerError ??= { error };
+      this.#stop(error);
+    }
+  }
+
+  /** Ends the run once nothing runs and nothing more can start. */
+  #checkFinished(): void {
+    if (this.#running.size > 0) return;
+    this.#options.signal?.removeEventListener("abort", this.#onAbort);
+    for (const goal of this.#goals) {
+      if (goal.state === "done") continue;
+      if (!this.#stopping) {
+        this.#reject(new TypeError(`Internal error: goal '${goal.path}' left ${goal.state}`));
+        return;
+      }
+      goal.state = "done";
+      goal.result = cancelledResult(goal);
+    }
+    if (this.#listenerError !== undefined) this.#reject(this.#listenerError.error);
+    else this.#resolve();
+  }
+}

@@ -1,0 +1,241 @@
+/**
+ * Builder output as Nix 2.8 treats it (`handleChildOutput`, `flushLine`, `filterANSIEscapes`):
+ * one pipeline takes the raw bytes to the compressed log file and, split into lines, to the
+ * failure-message tail, the live `-L` printer and the silence clock.
+ */
+
+import { dirname } from "node:path";
+
+/**
+ * Nix's line assembly, on bytes: `\r` moves the write position back to the start of the current
+ * line (what follows overwrites it, the rest stays), `\n` ends the line, and `flush()` at EOF
+ * emits a last unterminated line. Lines are decoded as UTF-8 once complete, so a character split
+ * across chunks comes out whole.
+ */
+export class LogLineSplitter {
+  #line = new Uint8Array(256);
+  #length = 0;
+  #pos = 0;
+  readonly #decoder = new TextDecoder();
+
+  /** Feeds a chunk; returns the lines it completed. */
+  push(chunk: Uint8Array): string[] {
+    const lines: string[] = [];
+    for (const c of chunk) {
+      if (c === 0x0d) {
+        this.#pos = 0;
+      } else if (c === 0x0a) {
+        lines.push(this.#take());
+      } else {
+        if (this.#pos === this.#line.length) {
+          const grown = new Uint8Array(this.#line.length * 2);
+          grown.set(this.#line);
+          this.#line = grown;
+        }
+        this.#line[this.#pos++] = c;
+        if (this.#pos > this.#length) this.#length = this.#pos;
+      }
+    }
+    return lines;
+  }
+
+  /** At EOF: the unterminated last line, if it is not empty. */
+  flush(): string[] {
+    return this.#length > 0 ? [this.#take()] : [];
+  }
+
+  #take(): string {
+    const line = this.#decoder.decode(this.#line.subarray(0, this.#length));
+    this.#length = 0;
+    this.#pos = 0;
+    return line;
+  }
+}
+
+/** A TransformStream from raw builder output to its lines (see `LogLineSplitter`). */
+export function splitLogLines(): TransformStream<Uint8Array, string> {
+  const splitter = new LogLineSplitter();
+  return new TransformStream({
+    transform(chunk, controller) {
+      for (const line of splitter.push(chunk)) controller.enqueue(line);
+    },
+    flush(controller) {
+      for (const line of splitter.flush()) controller.enqueue(line);
+    },
+  });
+}
+
+/** The last `capacity` lines, for the failure message (Nix's `log-lines`, 10 in 2.8). */
+export class LogTail {
+  readonly #lines: string[] = [];
+
+  constructor(readonly capacity: number) {}
+
+  push(line: string): void {
+    if (this.capacity <= 0) return;
+    this.#lines.push(line);
+    if (this.#lines.length > this.capacity) this.#lines.shift();
+  }
+
+  get lines(): string[] {
+    return [...this.#lines];
+  }
+}
+
+/** `last N log lines:\n> line\n...` as Nix 2.8 appends it to a builder failure; "" if empty. */
+export function formatLogTail(lines: readonly string[]): string {
+  if (lines.length === 0) return "";
+  return `last ${lines.length} log lines:\n` + lines.map((l) => `> ${l}\n`).join("");
+}
+
+/**
+ * Nix's `filterANSIEscapes`: drops escape sequences except colour (`ESC [ ... m`) unless
+ * `filterAll`, expands tabs to 8-column stops, drops `\r` and `\a`, and cuts after `width`
+ * printed characters.
+ */
+export function filterAnsiEscapes(
+  text: string,
+  options: { filterAll?: boolean; width?: number } = {},
+): string {
+  const width = options.width ?? Infinity;
+  const chars = [...text];
+  let out = "";
+  let w = 0;
+  let i = 0;
+  const inRange = (c: string | undefined, lo: number, hi: number) =>
+    c !== undefined && c.charCodeAt(0) >= lo && c.charCodeAt(0) <= hi;
+  while (w < width && i < chars.length) {
+    const c = chars[i];
+    if (c === "\x1b") {
+      let escape = chars[i++];
+      let last = "";
+      if (chars[i] === "[") {
+        escape += chars[i++];
+        while (inRange(chars[i], 0x30, 0x3f)) escape += chars[i++];
+        while (inRange(chars[i], 0x20, 0x2f)) escape += chars[i++];
+        if (inRange(chars[i], 0x40, 0x7e)) escape += last = chars[i++];
+      } else if (inRange(chars[i], 0x40, 0x5f)) {
+        escape += chars[i++];
+      }
+      if (!options.filterAll && last === "m") out += escape;
+    } else if (c === "\t") {
+      i++;
+      out += " ";
+      w++;
+      while (w < width && w % 8 !== 0) {
+        out += " ";
+        w++;
+      }
+    } else if (c === "\r" || c === "\x07") {
+      i++;
+    } else {
+      w++;
+      out += c;
+      i++;
+    }
+  }
+  return out;
+}
+
+/** The extension of kiln's build logs: gzip, as node:zlib and Web Streams have no bzip2. */
+export const LOG_FILE_EXTENSION = ".gz";
+
+/**
+ * Opens a gzip-compressed log file (parent directories created) as a byte sink. Nix writes
+ * bzip2 (`<drv>.bz2`); kiln writes gzip (`<drv>.gz`), which `zcat` and `nix log`-like readers
+ * can stream.
+ */
+export async function openCompressedLog(path: string): Promise<WritableStream<Uint8Array>> {
+  await Deno.mkdir(dirname(path), { recursive: true });
+  const file = await Deno.open(path, { write: true, create: true, truncate: true });
+  const gzip = new CompressionStream("gzip");
+  const done = gzip.readable.pipeTo(file.writable);
+  const writer = gzip.writable.getWriter();
+  return new WritableStream({
+    write: (chunk) => writer.write(chunk as Uint8Array<ArrayBuffer>),
+    close: async () => {
+      await writer.close();
+      await done;
+    },
+    abort: async (reason) => {
+      await writer.abort(reason);
+      await done.catch(() => {});
+    },
+  });
+}
+
+export interface BuildLogOptions {
+  /** How many last lines to keep (Nix's `log-lines`). */
+  logLines: number;
+  /** `max-build-log-size` in bytes; 0 or absent means no limit. */
+  maxLogSize?: number;
+  /** Receives the raw bytes (e.g. `openCompressedLog`); closed at EOF. */
+  logFile?: WritableStream<Uint8Array>;
+  /** Each completed line, for live display (`-L`). */
+  onLine?: (line: string) => void;
+  /** Called for every chunk before it is processed: resets the silence clock. */
+  onChunk?: () => void;
+  /** Called once when the output passes `maxLogSize`; the exceeding chunk is not logged. */
+  onLogLimit?: () => void;
+}
+
+export interface BuildLogSummary {
+  /** Bytes received from the builder. */
+  bytes: number;
+  /** The last `logLines` lines. */
+  tail: string[];
+  /** Whether the output passed `maxLogSize` (reading stopped there). */
+  limitExceeded: boolean;
+}
+
+/**
+ * Runs builder output through the log pipeline until EOF (or the size limit): byte meter ->
+ * raw bytes to `logFile` -> line splitter -> tail and `onLine`. Resolves once the log file is
+ * closed; rejects (and aborts the log file) if any stage fails.
+ */
+export async function pumpBuildLog(
+  output: ReadableStream<Uint8Array>,
+  options: BuildLogOptions,
+): Promise<BuildLogSummary> {
+  const tail = new LogTail(options.logLines);
+  let bytes = 0;
+  let limitExceeded = false;
+  const meter = new TransformStream<Uint8Array, Uint8Array>({
+    transform(chunk, controller) {
+      options.onChunk?.();
+      bytes += chunk.length;
+      if (options.maxLogSize && bytes > options.maxLogSize) {
+        limitExceeded = true;
+        options.onLogLimit?.();
+        controller.terminate();
+        return;
+      }
+      controller.enqueue(chunk);
+    },
+  });
+  // One chain, no tee: a failing log file errors the whole pipe instead of stalling one branch.
+  const logWriter = options.logFile?.getWriter();
+  const toLogFile = new TransformStream<Uint8Array, Uint8Array>({
+    async transform(chunk, controller) {
+      await logWriter?.write(chunk);
+      controller.enqueue(chunk);
+    },
+    async flush() {
+      await logWriter?.close();
+    },
+  });
+  try {
+    await output.pipeThrough(meter).pipeThrough(toLogFile).pipeThrough(splitLogLines()).pipeTo(
+      new WritableStream({
+        write(line) {
+          tail.push(line);
+          options.onLine?.(line);
+        },
+      }),
+    );
+  } catch (error) {
+    await logWriter?.abort(error).catch(() => {});
+    throw error;
+  }
+  return { bytes, tail: tail.lines, limitExceeded };
+}

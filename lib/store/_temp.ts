@@ -1,0 +1,80 @@
+/**
+ * Temporary names inside the physical store dir (`.kiln-tmp-<pid>-<n>-<name>`), where new paths
+ * are written before they are renamed into place, and removal of such half-written leftovers.
+ */
+
+import { join } from "node:path";
+
+const TEMP_PREFIX = ".kiln-tmp-";
+let counter = 0;
+
+/** A fresh temporary path in `dir` for a store path named `name`; nothing is created. */
+export function makeTempPath(dir: string, name: string): string {
+  return join(dir, `${TEMP_PREFIX}${Deno.pid}-${counter++}-${name}`);
+}
+
+/**
+ * Removes the temporaries in `dir` left by processes that no longer run (a crash or kill -9
+ * mid-way). Returns how many were removed.
+ */
+export function removeStaleTemps(dir: string): number {
+  let removed = 0;
+  let entries: Deno.DirEntry[];
+  try {
+    entries = [...Deno.readDirSync(dir)];
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return 0;
+    throw e;
+  }
+  for (const entry of entries) {
+    if (!entry.name.startsWith(TEMP_PREFIX)) continue;
+    const pid = Number(entry.name.slice(TEMP_PREFIX.length).split("-")[0]);
+    if (!Number.isInteger(pid) || isProcessAlive(pid)) continue;
+    removeTree(join(dir, entry.name));
+    removed++;
+  }
+  return removed;
+}
+
+/** Whether process `pid` exists; assumes it does where /proc cannot tell. */
+function isProcessAlive(pid: number): boolean {
+  if (pid === Deno.pid) return true;
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return true;
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) return true;
+    return !pathExists("/proc/self");
+  }
+}
+
+/** Whether anything (a dangling symlink too) is at `path`. */
+export function pathExists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    throw e;
+  }
+}
+
+/** Deletes `path` (file, symlink or tree, read-only or not); nothing when it does not exist. */
+export function removeTree(path: string): void {
+  try {
+    Deno.removeSync(path, { recursive: true });
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return;
+    if (!(e instanceof Deno.errors.PermissionDenied)) throw e;
+    makeDirsWritable(path); // store trees are read-only: a non-root user must open them up first
+    Deno.removeSync(path, { recursive: true });
+  }
+}
+
+function makeDirsWritable(dir: string): void {
+  if (!Deno.lstatSync(dir).isDirectory) return;
+  Deno.chmodSync(dir, 0o755);
+  for (const entry of Deno.readDirSync(dir)) {
+    if (entry.isDirectory) makeDirsWritable(join(dir, entry.name));
+  }
+}

@@ -1,0 +1,293 @@
+/**
+ * The local store: store paths as read-only files under the physical store dir, their metadata
+ * in SQLite under the state dir. Adding is atomic: the new path is written under a temporary name
+ * beside its final place, canonicalised, then renamed and registered while its path lock is held,
+ * so a crash at any point leaves nothing valid that is incomplete.
+ */
+
+import { basename, join, resolve } from "node:path";
+import {
+  type HashAlgorithm,
+  hashBytes,
+  makeFixedOutputPath,
+  makeTextPath,
+  renderContentAddress,
+  validateStorePathName,
+} from "../hashing/mod.ts";
+import { hashPath, ingestPath } from "./nar_fs.ts";
+import { lockPaths } from "./locks.ts";
+import { type DerivationOutputsMap, MetadataDb, type PathInfo } from "./metadata_db.ts";
+import { makeTempPath, pathExists, removeStaleTemps, removeTree } from "./_temp.ts";
+
+export type { PathInfo } from "./metadata_db.ts";
+
+/** Where a store lives; the CLI's `Config` satisfies it. */
+export interface StoreLocation {
+  /** Logical store dir: the string inside every hash. */
+  storeDir: string;
+  /** Directory on disk under which `storeDir` lives (`/` = as it is). */
+  storeRoot: string;
+  /** Database, locks and the like. */
+  stateDir: string;
+}
+
+/** Options of {@link LocalStore.addPath}. */
+export interface AddPathOptions {
+  /** Store path name (default: the base name of the source). */
+  name?: string;
+  /** `nar` hashes the serialisation (any file type), `flat` the contents of a regular file. */
+  method?: "nar" | "flat";
+  /** Hash algorithm of the content address (default sha256). */
+  algorithm?: HashAlgorithm;
+  /** A fixed-output add (`nix-store --add-fixed`): `method` then defaults to `flat`. */
+  fixed?: boolean;
+}
+
+/** The schema version Nix 2.x writes into `db/schema`. */
+const SCHEMA_VERSION = "10";
+/** Present beside a database kiln created; a database without it belongs to someone else. */
+const KILN_MARKER = "kiln";
+/** Nix's own state dir, which kiln never opens. */
+const NIX_STATE_DIR = "/nix/var/nix";
+
+/** A local store opened by one process; several processes may open the same store at once. */
+export class LocalStore {
+  readonly storeDir: string;
+  readonly #storeRoot: string;
+  readonly #physicalStoreDir: string;
+  readonly #lockDir: string;
+  readonly #db: MetadataDb;
+  #tempsCleaned = false;
+
+  private constructor(location: StoreLocation, db: MetadataDb) {
+    this.storeDir = location.storeDir;
+    this.#storeRoot = location.storeRoot;
+    this.#physicalStoreDir = this.physicalPath(location.storeDir);
+    this.#lockDir = join(resolve(location.stateDir), "locks");
+    this.#db = db;
+  }
+
+  /**
+   * Opens the store at `location`, creating its directories and database when absent. Refuses
+   * Nix's own state dir and any state dir whose database kiln did not create.
+   */
+  static open(location: StoreLocation): LocalStore {
+    const dbDir = join(resolve(location.stateDir), "db");
+    const dbFile = join(dbDir, "db.sqlite");
+    refuseForeignStateDir(resolve(location.stateDir), dbDir);
+    Deno.mkdirSync(dbDir, { recursive: true });
+    if (!pathExists(join(dbDir, KILN_MARKER))) {
+      writeFileAtomic(join(dbDir, KILN_MARKER), "kiln store metadata\n");
+    }
+    const schema = readSchemaVersion(join(dbDir, "schema"));
+    const db = MetadataDb.open(dbFile, { createSchema: schema === undefined });
+    if (schema === undefined) writeFileAtomic(join(dbDir, "schema"), SCHEMA_VERSION);
+    const store = new LocalStore(location, db);
+    try {
+      Deno.mkdirSync(store.#physicalStoreDir, { recursive: true });
+    } catch (e) {
+      store.close();
+      throw e;
+    }
+    return store;
+  }
+
+  /** Where logical store path `path` (or a file inside it) is on disk. */
+  physicalPath(path: string): string {
+    return this.#storeRoot === "/" ? path : join(this.#storeRoot, path);
+  }
+
+  isValidPath(path: string): boolean {
+    return this.#db.isValidPath(path);
+  }
+
+  queryPathInfo(path: string): PathInfo | undefined {
+    return this.#db.queryPathInfo(path);
+  }
+
+  /** The valid path with hash part `hashPart` (as Nix's queryPathFromHashPart), if any. */
+  queryPathFromHashPart(hashPart: string): string | undefined {
+    return this.#db.queryPathFromHashPart(this.storeDir, hashPart);
+  }
+
+  /** Output name -> path recorded for derivation `drvPath`; throws when it is not valid. */
+  queryDerivationOutputs(drvPath: string): Map<string, string> {
+    return this.#db.queryDerivationOutputs(drvPath);
+  }
+
+  /** `paths` and everything they reference, sorted; throws naming a path that is not valid. */
+  computeClosure(paths: Iterable<string>): string[] {
+    return this.#db.computeClosure(paths);
+  }
+
+  /**
+   * Copies `src` into the store. By default as `nix-store --add` (NAR, sha256: a `source` path);
+   * with `fixed` as `nix-store --add-fixed [--recursive] ALGO`. When the path is already valid
+   * the copy is discarded and the existing path's info returned.
+   */
+  async addPath(src: string, options: AddPathOptions = {}): Promise<PathInfo> {
+    const method = options.method ?? (options.fixed ? "flat" : "nar");
+    const algorithm = options.algorithm ?? "sha256";
+    const name = options.name ?? basename(resolve(src));
+    validateStorePathName(name);
+    const temp = this.#makeTemp(name);
+    try {
+      const ingested = ingestPath(src, temp, { method, algorithm, canonicalise: true });
+      const path = makeFixedOutputPath(this.storeDir, { method, hash: ingested.hash, name });
+      await this.#moveIntoPlace(temp, {
+        path,
+        narHash: ingested.narHash,
+        narSize: ingested.narSize,
+        references: [],
+        registrationTime: nowSeconds(),
+        signatures: [],
+        ca: renderContentAddress(method, ingested.hash),
+        ultimate: false,
+      });
+      return this.#requireInfo(path);
+    } finally {
+      removeTree(temp); // nothing left when it was renamed into place
+    }
+  }
+
+  /**
+   * Adds a text file (a `.drv`) with the given references, as Nix's addTextToStore; records
+   * `derivationOutputs` for it. Returns its path; nothing is written when it is already valid.
+   */
+  async addTextToStore(
+    name: string,
+    contents: string,
+    references: string[],
+    options: { derivationOutputs?: Map<string, string> } = {},
+  ): Promise<string> {
+    const contentsHash = hashBytes("sha256", contents);
+    const path = makeTextPath(this.storeDir, contentsHash, name, references);
+    if (this.isValidPath(path)) return path;
+    const temp = this.#makeTemp(name);
+    try {
+      Deno.writeTextFileSync(temp, contents, { mode: 0o444 });
+      Deno.chmodSync(temp, 0o444); // the umask may have taken bits away; never adds any here
+      Deno.utimeSync(temp, 1, 1);
+      const nar = hashPath(temp);
+      const derivationOutputs = options.derivationOutputs;
+      await this.#moveIntoPlace(temp, {
+        path,
+        narHash: nar.hash,
+        narSize: nar.size,
+        references: [...new Set(references)].sort(),
+        registrationTime: nowSeconds(),
+        signatures: [],
+        ca: renderContentAddress("text", contentsHash),
+        ultimate: false,
+      }, derivationOutputs && new Map([[path, derivationOutputs]]));
+      return path;
+    } finally {
+      removeTree(temp);
+    }
+  }
+
+  /**
+   * Registers paths already in place (built or substituted) in one transaction. References must
+   * be valid or among `infos`; `derivationOutputs` maps a `.drv` path to its outputs.
+   */
+  registerValidPaths(
+    infos: PathInfo[],
+    options: { derivationOutputs?: DerivationOutputsMap } = {},
+  ): void {
+    this.#db.registerValidPaths(infos, options);
+  }
+
+  /**
+   * Runs `fn` holding an exclusive lock on each of `paths` (store paths), shared with every other
+   * kiln process on this store. Locks are taken in sorted order; not reentrant.
+   */
+  async withPathLock<T>(paths: string[], fn: () => Promise<T>): Promise<T> {
+    using _locks = await lockPaths(this.#lockDir, paths);
+    return await fn();
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+
+  /** A temporary path for new contents; the first call also clears crashed runs' leftovers. */
+  #makeTemp(name: string): string {
+    if (!this.#tempsCleaned) {
+      removeStaleTemps(this.#physicalStoreDir);
+      this.#tempsCleaned = true;
+    }
+    return makeTempPath(this.#physicalStoreDir, name);
+  }
+
+  /** Renames `temp` to `info.path` and registers it, unless another process got there first. */
+  async #moveIntoPlace(
+    temp: string,
+    info: PathInfo,
+    derivationOutputs?: DerivationOutputsMap,
+  ): Promise<void> {
+    using _locks = await lockPaths(this.#lockDir, [info.path]);
+    if (this.isValidPath(info.path)) return;
+    const dest = this.physicalPath(info.path);
+    removeTree(dest); // an invalid path's file is garbage: a crash between rename and register
+    Deno.renameSync(temp, dest);
+    try {
+      this.#db.registerValidPaths([info], { derivationOutputs });
+    } catch (e) {
+      removeTree(dest);
+      throw e;
+    }
+  }
+
+  #requireInfo(path: string): PathInfo {
+    const info = this.queryPathInfo(path);
+    if (info === undefined) throw new Error(`Internal error: '${path}' is not valid after adding`);
+    return info;
+  }
+}
+
+function refuseForeignStateDir(stateDir: string, dbDir: string): void {
+  const real = realPathOrSelf(stateDir);
+  if (real === NIX_STATE_DIR || stateDir === NIX_STATE_DIR) {
+    throw new TypeError(`State dir '${stateDir}' is Nix's own; kiln refuses to use it`);
+  }
+  if (pathExists(join(dbDir, "db.sqlite")) && !pathExists(join(dbDir, KILN_MARKER))) {
+    throw new TypeError(
+      `State dir '${stateDir}' holds a database kiln did not create (a Nix store?); refusing to use it`,
+    );
+  }
+}
+
+function readSchemaVersion(file: string): string | undefined {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(file).trim();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
+  }
+  if (text !== SCHEMA_VERSION) {
+    throw new RangeError(
+      `Store schema '${file}' has version '${text}', kiln supports ${SCHEMA_VERSION}`,
+    );
+  }
+  return text;
+}
+
+/** Writes `file` under a temporary name and renames it, so a reader never sees it half written. */
+function writeFileAtomic(file: string, contents: string): void {
+  const temp = `${file}.tmp-${Deno.pid}`;
+  Deno.writeTextFileSync(temp, contents);
+  Deno.renameSync(temp, file);
+}
+
+function realPathOrSelf(path: string): string {
+  try {
+    return Deno.realPathSync(path);
+  } catch {
+    return path;
+  }
+}
+
+function nowSeconds(): number {
+  return Math.floor(Date.now() / 1000);
+}

@@ -1,0 +1,217 @@
+/**
+ * Benchmarks kiln against real Nix, section by section, and prints a table of the best times and
+ * the kiln/nix ratio. Each section runs one command per tool in a fresh environment; the Nix
+ * column is left empty where Nix is not installed.
+ *
+ *   deno task bench [--size full|small] [--runs N] [--section NAME]... [PATH]
+ *   scripts/bench   (the same)
+ *
+ * PATH (default /usr/share; `--size small` generates a ~20 MB tree under .bench/) is what the
+ * sections hash and add. Later sections (builds, substitution) join the SECTIONS list.
+ */
+
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { KilnStore } from "../tests/_kiln.ts";
+import { nixAvailable, NixSandbox } from "../tests/_nix.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const KILN = join(ROOT, "scripts/kiln");
+
+/** What a section measures with: the tree and how many timed runs per tool. */
+interface BenchContext {
+  target: string;
+  runs: number;
+}
+
+/** One measured comparison; `nixMs` is absent when Nix is not available. */
+interface BenchRow {
+  section: string;
+  kilnMs: number;
+  nixMs?: number;
+  note?: string;
+}
+
+interface Section {
+  name: string;
+  summary: string;
+  run(context: BenchContext): Promise<BenchRow>;
+}
+
+/** What one timed command printed and how long it took. */
+interface Timed {
+  ms: number;
+  stdout: string;
+}
+
+async function timeCommand(
+  cmd: string,
+  args: string[],
+  env: Record<string, string>,
+): Promise<Timed> {
+  const start = performance.now();
+  const out = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" }).output();
+  const ms = performance.now() - start;
+  if (!out.success) {
+    throw new Error(
+      `${cmd} ${args.join(" ")} failed (${out.code}): ${new TextDecoder().decode(out.stderr)}`,
+    );
+  }
+  return { ms, stdout: new TextDecoder().decode(out.stdout).trim() };
+}
+
+/** Runs `measure` once untimed (to warm caches), then `runs` times; keeps the fastest. */
+async function bestOfWarm(runs: number, measure: () => Promise<Timed>): Promise<Timed> {
+  await measure();
+  let best: Timed | undefined;
+  for (let i = 0; i < runs; i++) {
+    const t = await measure();
+    if (best === undefined || t.ms < best.ms) best = t;
+  }
+  return best!;
+}
+
+/** Writes the page cache back (`sync`), so one run's writes and deletes do not slow the next. */
+async function flushWrites(): Promise<void> {
+  await new Deno.Command("sync").output();
+}
+
+const NIX_ENV = { NIX_CONFIG: "substituters =\nexperimental-features = nix-command" };
+
+const narHashSection: Section = {
+  name: "nar-hash",
+  summary: "NAR sha256 of the tree: kiln hash path vs nix hash path",
+  async run({ target, runs }) {
+    const kiln = await bestOfWarm(runs, () => timeCommand(KILN, ["hash", "path", target], {}));
+    if (!nixAvailable) return { section: this.name, kilnMs: kiln.ms };
+    const nix = await bestOfWarm(runs, () => timeCommand("nix", ["hash", "path", target], NIX_ENV));
+    const note = kiln.stdout === nix.stdout ? undefined : `MISMATCH ${kiln.stdout} ${nix.stdout}`;
+    return { section: this.name, kilnMs: kiln.ms, nixMs: nix.ms, note };
+  },
+};
+
+const storeAddSection: Section = {
+  name: "store-add",
+  summary: "copy the tree into a fresh store: kiln store add vs nix-store --add",
+  async run({ target, runs }) {
+    // Each run pairs a fresh Nix store with a fresh kiln store of the same logical store dir,
+    // so the two printed paths must be equal.
+    let kilnMs = Infinity;
+    let nixMs = Infinity;
+    let note: string | undefined;
+    for (let i = 0; i < runs; i++) {
+      const nix = new NixSandbox();
+      const kiln = new KilnStore(nix.storeDir);
+      try {
+        await flushWrites();
+        const k = await timeCommand(KILN, ["store", "add", target], kiln.env);
+        kilnMs = Math.min(kilnMs, k.ms);
+        if (!nixAvailable) continue;
+        await flushWrites();
+        const n = await timeCommand("nix-store", ["--add", target], nix.env);
+        nixMs = Math.min(nixMs, n.ms);
+        if (k.stdout !== n.stdout) note = `MISMATCH ${k.stdout} ${n.stdout}`;
+      } finally {
+        kiln.cleanup();
+        nix.cleanup();
+      }
+    }
+    return { section: this.name, kilnMs, nixMs: nixAvailable ? nixMs : undefined, note };
+  },
+};
+
+const SECTIONS: readonly Section[] = [narHashSection, storeAddSection];
+
+/** A deterministic tree of ~2000 files (~20 MB) with executables and symlinks, made once. */
+function ensureSmallTree(): string {
+  const tree = join(ROOT, ".bench/small-tree");
+  const done = join(ROOT, ".bench/small-tree.done");
+  try {
+    Deno.statSync(done);
+    return tree;
+  } catch {
+    // not made yet, or made half-way: (re)make it below
+  }
+  try {
+    Deno.removeSync(tree, { recursive: true });
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  let seed = 1;
+  const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648);
+  for (let d = 0; d < 50; d++) {
+    const dir = join(tree, `dir-${d}`);
+    Deno.mkdirSync(dir, { recursive: true });
+    for (let f = 0; f < 40; f++) {
+      const bytes = new Uint8Array(next() % 20000).map(() => next() & 0xff);
+      Deno.writeFileSync(join(dir, `file-${f}`), bytes, { mode: f % 7 === 0 ? 0o755 : 0o644 });
+    }
+    Deno.symlinkSync(`file-${d % 40}`, join(dir, "link"));
+  }
+  Deno.writeTextFileSync(done, "");
+  return tree;
+}
+
+function formatMs(ms: number | undefined): string {
+  if (ms === undefined) return "-";
+  return ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : `${ms.toFixed(0)} ms`;
+}
+
+function printTable(rows: BenchRow[], target: string, sizeText: string): void {
+  const header = ["section", "kiln", "nix", "kiln/nix"];
+  const body = rows.map((r) => [
+    r.section,
+    formatMs(r.kilnMs),
+    formatMs(r.nixMs),
+    r.nixMs === undefined ? "-" : (r.kilnMs / r.nixMs).toFixed(2),
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i])).join("   ");
+  console.log(`\ntarget: ${target} (${sizeText})${nixAvailable ? "" : "; nix not found"}`);
+  console.log(line(header));
+  for (const b of body) console.log(line(b));
+  for (const r of rows) if (r.note) console.log(`${r.section}: ${r.note}`);
+}
+
+async function main(): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: Deno.args,
+    options: {
+      size: { type: "string", default: "full" },
+      runs: { type: "string", default: "3" },
+      section: { type: "string", multiple: true },
+      help: { type: "boolean", short: "h" },
+    },
+    allowPositionals: true,
+  });
+  if (values.help) {
+    console.log("Usage: scripts/bench [--size full|small] [--runs N] [--section NAME]... [PATH]");
+    for (const s of SECTIONS) console.log(`  ${s.name.padEnd(12)}${s.summary}`);
+    return 0;
+  }
+  if (values.size !== "full" && values.size !== "small") {
+    console.error(`error: --size is full or small, not '${values.size}'`);
+    return 1;
+  }
+  const target = positionals[0] ?? (values.size === "small" ? ensureSmallTree() : "/usr/share");
+  const wanted = values.section ?? SECTIONS.map((s) => s.name);
+  const unknown = wanted.filter((w) => !SECTIONS.some((s) => s.name === w));
+  if (unknown.length > 0) {
+    console.error(`error: unknown section '${unknown[0]}'`);
+    return 1;
+  }
+  const sizeText = new TextDecoder().decode(
+    (await new Deno.Command("du", { args: ["-sh", target], stdout: "piped" }).output()).stdout,
+  ).split("\t")[0];
+  const context = { target, runs: Number(values.runs) };
+  const rows: BenchRow[] = [];
+  for (const section of SECTIONS.filter((s) => wanted.includes(s.name))) {
+    console.error(`running ${section.name}: ${section.summary}`);
+    rows.push(await section.run(context));
+  }
+  printTable(rows, target, sizeText);
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main());

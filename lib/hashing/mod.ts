@@ -3,3 +3,5 @@
 export * from "./hash.ts";
 export * from "./nix_base32.ts";
 export * from "./store_path.ts";
+export * from "./references.ts";
+export * from "./nar.ts";

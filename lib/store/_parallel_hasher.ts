@@ -1,0 +1,237 @@
+/**
+ * A digest computed on a second thread while the caller produces the bytes, so that hashing a
+ * large tree costs about the time of walking it rather than walking plus hashing. The caller
+ * fills 1 MiB slots of a shared ring and hands each over with `publish`; once the thread runs, a
+ * large file can instead be handed over by path (`publishFile`) and the thread reads it itself.
+ * The thread starts only once a few slots are queued (small inputs are hashed inline), and if it
+ * cannot start, or is not ready when the input ends, the caller's thread hashes the queue itself.
+ */
+
+import { createHasher, Hash, type HashAlgorithm, type Hasher, hashSize } from "../hashing/mod.ts";
+
+const SLOT_SIZE = 1 << 20;
+const SLOTS = 32;
+/** Slots queued before the thread is started. */
+const START_AFTER = 4;
+/** How long a starting thread is waited for before hashing inline instead (for good). */
+const START_MS = 2_000;
+/** How long a running thread may make no progress before it is declared broken. */
+const STALL_MS = 30_000;
+
+// Control words (Int32) at the start of the shared buffer, then one length per slot (a negative
+// length -n marks a file job: float64 size then the UTF-8 path, n bytes in all).
+const PRODUCED = 0;
+const CONSUMED = 1;
+const STATE = 2; // 0 running, 1 input complete, 2 cancelled
+const READY = 3;
+const DIGEST_LENGTH = 4;
+const ERROR_LENGTH = 5;
+const LENGTHS = 8;
+const CONTROL_BYTES = (LENGTHS + SLOTS) * 4;
+const DIGEST_AT = CONTROL_BYTES + SLOTS * SLOT_SIZE;
+const ERROR_AT = DIGEST_AT + 64;
+const ERROR_BYTES = 8192;
+
+const WORKER_SOURCE = `
+import { createHash } from "node:crypto";
+self.onmessage = ({ data: { sab, algorithm } }) => {
+  const ctl = new Int32Array(sab, 0, ${LENGTHS + SLOTS});
+  const data = new Uint8Array(sab, ${CONTROL_BYTES}, ${SLOTS * SLOT_SIZE});
+  const hash = createHash(algorithm);
+  const own = new Uint8Array(${SLOT_SIZE});
+  const hashFile = (start, length) => {
+    const size = new DataView(sab, ${CONTROL_BYTES} + start, 8).getFloat64(0, true);
+    const path = new TextDecoder().decode(data.slice(start + 8, start + length));
+    const file = Deno.openSync(path);
+    try {
+      for (let left = size; left > 0;) {
+        const n = file.readSync(own.subarray(0, Math.min(left, own.length)));
+        if (!n) throw new RangeError("File '" + path + "' shrank while being read");
+        hash.update(own.subarray(0, n));
+        left -= n;
+      }
+    } finally {
+      file.close();
+    }
+  };
+  Atomics.store(ctl, ${READY}, 1);
+  Atomics.notify(ctl, ${READY});
+  let consumed = 0;
+  try {
+    for (;;) {
+      const state = Atomics.load(ctl, ${STATE});
+      if (state === 2) return;
+      const produced = Atomics.load(ctl, ${PRODUCED});
+      if (consumed < produced) {
+        const start = (consumed % ${SLOTS}) * ${SLOT_SIZE};
+        const length = ctl[${LENGTHS} + consumed % ${SLOTS}];
+        if (length >= 0) hash.update(data.subarray(start, start + length));
+        else hashFile(start, -length);
+        Atomics.store(ctl, ${CONSUMED}, ++consumed);
+        Atomics.notify(ctl, ${CONSUMED});
+      } else if (state === 1) {
+        const digest = hash.digest();
+        new Uint8Array(sab, ${DIGEST_AT}, digest.length).set(digest);
+        Atomics.store(ctl, ${DIGEST_LENGTH}, digest.length);
+        Atomics.notify(ctl, ${DIGEST_LENGTH});
+        return;
+      } else {
+        Atomics.wait(ctl, ${PRODUCED}, produced);
+      }
+    }
+  } catch (e) {
+    const text = new TextEncoder().encode(e.name + "\\n" + e.message).subarray(0, ${ERROR_BYTES});
+    new Uint8Array(sab, ${ERROR_AT}, text.length).set(text);
+    Atomics.store(ctl, ${ERROR_LENGTH}, text.length);
+    Atomics.notify(ctl, ${CONSUMED});
+    Atomics.notify(ctl, ${DIGEST_LENGTH});
+  }
+};
+`;
+
+let workerUrl: string | undefined;
+/** Set when a thread failed to start: this process then always hashes inline. */
+let threadsBroken = false;
+const encoder = new TextEncoder();
+
+/** See the module comment. Use with `using`: disposal stops the thread on early exit. */
+export class ParallelHasher implements Disposable {
+  readonly #algorithm: HashAlgorithm;
+  readonly #sab = new SharedArrayBuffer(ERROR_AT + ERROR_BYTES);
+  readonly #ctl = new Int32Array(this.#sab, 0, LENGTHS + SLOTS);
+  #produced = 0;
+  #worker: Worker | undefined;
+  #inline: Hasher | undefined;
+
+  constructor(algorithm: HashAlgorithm) {
+    this.#algorithm = algorithm;
+  }
+
+  /** The first buffer to fill. */
+  get buffer(): Uint8Array {
+    return this.#slot(0);
+  }
+
+  /** Hands over `filled` (a prefix of the last buffer given out); returns the next to fill. */
+  publish(filled: Uint8Array): Uint8Array {
+    if (this.#inline) {
+      this.#inline.update(filled);
+      return this.#slot(0);
+    }
+    return this.#commit(filled.length);
+  }
+
+  /** Whether {@link publishFile} may be used now: the thread is running. */
+  get takesFiles(): boolean {
+    return !this.#inline && this.#worker !== undefined && Atomics.load(this.#ctl, READY) === 1;
+  }
+
+  /**
+   * Has the thread read and hash `size` bytes of the file at `path`, in the order of the slots;
+   * `buffer` is the (empty) buffer last given out. Returns the next buffer to fill. A failure to
+   * read surfaces from a later call or from `digest`.
+   */
+  publishFile(buffer: Uint8Array, path: string, size: number): Uint8Array {
+    new DataView(buffer.buffer, buffer.byteOffset, 8).setFloat64(0, size, true);
+    const { read, written } = encoder.encodeInto(path, buffer.subarray(8));
+    if (read !== path.length) throw new RangeError(`Path '${path}' is too long`);
+    return this.#commit(-(8 + written));
+  }
+
+  /** The digest of everything published; ends the thread. */
+  digest(): Hash {
+    if (this.#worker && Atomics.load(this.#ctl, READY) === 0) this.#hashInline();
+    if (!this.#worker) {
+      if (!this.#inline) this.#hashInline();
+      return this.#inline!.digest();
+    }
+    Atomics.store(this.#ctl, STATE, 1);
+    Atomics.notify(this.#ctl, PRODUCED);
+    this.#waitUntil(DIGEST_LENGTH, () => Atomics.load(this.#ctl, DIGEST_LENGTH) !== 0);
+    const bytes = new Uint8Array(this.#sab, DIGEST_AT, hashSize(this.#algorithm)).slice();
+    this[Symbol.dispose]();
+    return new Hash(this.#algorithm, bytes);
+  }
+
+  [Symbol.dispose](): void {
+    if (!this.#worker) return;
+    Atomics.store(this.#ctl, STATE, 2);
+    Atomics.notify(this.#ctl, PRODUCED);
+    this.#worker.terminate();
+    this.#worker = undefined;
+  }
+
+  #commit(length: number): Uint8Array {
+    this.#ctl[LENGTHS + this.#produced % SLOTS] = length;
+    Atomics.store(this.#ctl, PRODUCED, ++this.#produced);
+    if (this.#worker) Atomics.notify(this.#ctl, PRODUCED);
+    else if (this.#produced >= START_AFTER && !threadsBroken) this.#start();
+    if (this.#produced - Atomics.load(this.#ctl, CONSUMED) >= SLOTS) this.#waitForSpace();
+    return this.#slot(this.#inline ? 0 : this.#produced % SLOTS);
+  }
+
+  #slot(index: number): Uint8Array {
+    return new Uint8Array(this.#sab, CONTROL_BYTES + index * SLOT_SIZE, SLOT_SIZE);
+  }
+
+  #start(): void {
+    workerUrl ??= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
+    try {
+      this.#worker = new Worker(workerUrl, { type: "module" });
+    } catch {
+      threadsBroken = true;
+      return this.#hashInline();
+    }
+    this.#worker.onerror = (e) => e.preventDefault(); // a broken thread shows as no progress
+    this.#worker.postMessage({ sab: this.#sab, algorithm: this.#algorithm });
+  }
+
+  #waitForSpace(): void {
+    if (Atomics.load(this.#ctl, READY) === 0) {
+      Atomics.wait(this.#ctl, READY, 0, START_MS);
+      if (Atomics.load(this.#ctl, READY) === 0) {
+        threadsBroken = true;
+        return this.#hashInline();
+      }
+    }
+    this.#waitUntil(CONSUMED, () => this.#produced - Atomics.load(this.#ctl, CONSUMED) < SLOTS);
+  }
+
+  /**
+   * Waits until `done()`, woken through control word `index`; rethrows the thread's failure, and
+   * throws if it stalls.
+   */
+  #waitUntil(index: number, done: () => boolean): void {
+    let last = Atomics.load(this.#ctl, CONSUMED);
+    let since = Date.now();
+    while (!done()) {
+      const failed = Atomics.load(this.#ctl, ERROR_LENGTH);
+      if (failed !== 0) this.#rethrow(failed);
+      Atomics.wait(this.#ctl, index, Atomics.load(this.#ctl, index), 1000);
+      const consumed = Atomics.load(this.#ctl, CONSUMED);
+      if (consumed !== last) [last, since] = [consumed, Date.now()];
+      if (Date.now() - since > STALL_MS) {
+        throw new Error("Internal error: the hashing thread stopped making progress");
+      }
+    }
+  }
+
+  /** Throws the thread's error again here, as the class it had where Deno has it. */
+  #rethrow(length: number): never {
+    const text = new TextDecoder().decode(new Uint8Array(this.#sab, ERROR_AT, length).slice());
+    const [name, message] = [text.slice(0, text.indexOf("\n")), text.slice(text.indexOf("\n") + 1)];
+    this[Symbol.dispose]();
+    const errors = Deno.errors as unknown as Record<string, ErrorConstructor | undefined>;
+    const denoError = errors[name];
+    throw name === "RangeError" ? new RangeError(message) : new (denoError ?? Error)(message);
+  }
+
+  /** Stops any thread that has not consumed anything and hashes the queued slots here. */
+  #hashInline(): void {
+    this[Symbol.dispose]();
+    this.#inline = createHasher(this.#algorithm);
+    for (let i = 0; i < this.#produced; i++) {
+      this.#inline.update(this.#slot(i).subarray(0, this.#ctl[LENGTHS + i]));
+    }
+  }
+}

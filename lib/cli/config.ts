@@ -25,7 +25,8 @@ export const SETTINGS: readonly SettingSpec[] = [
   { name: "max-build-log-size", default: "0", description: "log bytes before kill (0 = none)" },
   { name: "sandbox", default: "true", description: "true, false or relaxed" },
   { name: "sandbox-fallback", default: "true", description: "build unsandboxed when bwrap fails" },
-  { name: "sandbox-paths", default: "", description: "extra paths visible in the sandbox" },
+  { name: "sandbox-paths", default: "/bin/sh", description: "paths visible in the sandbox" },
+  { name: "sandbox-build-dir", default: "/build", description: "the build dir in the sandbox" },
   { name: "substituters", default: "", description: "binary caches, space-separated" },
   { name: "trusted-public-keys", default: "", description: "keys accepted on narinfo files" },
   { name: "require-sigs", default: "true", description: "reject unsigned substitutes" },
@@ -37,6 +38,17 @@ export const SETTINGS: readonly SettingSpec[] = [
     default: "16",
     description: "concurrent substitutions",
   },
+  {
+    name: "narinfo-cache-negative-ttl",
+    default: "3600",
+    description: "seconds a cache's 'no such path' is remembered",
+  },
+  {
+    name: "narinfo-cache-positive-ttl",
+    default: "2592000",
+    description: "seconds a cache's narinfo is remembered",
+  },
+  { name: "compression", default: "zstd", description: "NAR compression kiln writes to caches" },
 ];
 
 const SPECS = new Map(SETTINGS.map((s) => [s.name, s]));

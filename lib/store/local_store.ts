@@ -210,6 +210,15 @@ export class LocalStore {
     this.#db.close();
   }
 
+  /**
+   * A fresh temporary path inside the physical store dir (nothing is created there), e.g. for a
+   * build's sandbox root: on the store's file system, so its contents can be renamed into place,
+   * and removed by a later run if this process dies.
+   */
+  makeTempPath(name: string): string {
+    return this.#makeTemp(name);
+  }
+
   /** A temporary path for new contents; the first call also clears crashed runs' leftovers. */
   #makeTemp(name: string): string {
     if (!this.#tempsCleaned) {

@@ -1,0 +1,48 @@
+/** `kiln log PATH`: print the stored build log of a derivation or of one of its outputs. */
+
+import { buildLogDir, buildLogPath } from "../../scheduler/mod.ts";
+import { LocalStore } from "../../store/mod.ts";
+import { parseCommandArgs, UsageError } from "../args.ts";
+import type { Command } from "../command.ts";
+
+const USAGE = `Usage: kiln log PATH
+
+Prints the log of the last build of PATH, a .drv store path or an output path built by kiln
+(found through its deriver), decompressed.`;
+
+export const logCommand: Command = {
+  name: "log",
+  summary: "print the build log of a derivation or output path",
+  usage: USAGE,
+  async run(args) {
+    const { positionals, config: getConfig } = parseCommandArgs(args, {});
+    if (positionals.length !== 1) throw new UsageError("kiln log needs exactly one PATH");
+    const [path] = positionals;
+    const config = getConfig();
+    let drvPath = path;
+    if (!path.endsWith(".drv")) {
+      const store = LocalStore.open(config);
+      try {
+        const deriver = store.queryPathInfo(path)?.deriver;
+        if (deriver === undefined) throw new TypeError(`build log of '${path}' is not available`);
+        drvPath = deriver;
+      } finally {
+        store.close();
+      }
+    }
+    let file: Deno.FsFile;
+    try {
+      file = await Deno.open(buildLogPath(buildLogDir(config.stateDir), drvPath));
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) {
+        throw new TypeError(`build log of '${path}' is not available`);
+      }
+      throw e;
+    }
+    await file.readable.pipeThrough(new DecompressionStream("gzip")).pipeTo(
+      Deno.stdout.writable,
+      { preventClose: true },
+    );
+    return 0;
+  },
+};

@@ -1,0 +1,200 @@
+/**
+ * One run of a derivation's builder (Nix 2.8 `startBuilder` + the child's supervision): the build
+ * directory and its files, the sandbox root, the environment, the log file, and the builder itself
+ * under the clocks and the log limit. Where each output lands is `outputLocation`.
+ */
+
+import { basename, join } from "node:path";
+import type { Derivation } from "../derivation/mod.ts";
+import {
+  type BuilderResult,
+  type BwrapConfig,
+  type ExportedPathInfo,
+  makeBuildEnvironment,
+  openCompressedLog,
+  parseExportReferencesGraph,
+  prepareSandbox,
+  spawnBuilder,
+  superviseBuilder,
+} from "../sandbox/mod.ts";
+import { type LocalStore, removeTree } from "../store/mod.ts";
+import type { Watchdog } from "./watchdog.ts";
+
+/** Build settings that do not change during a run. */
+export interface BuildSettings {
+  /** `NIX_BUILD_CORES`. */
+  cores: number;
+  /** Seconds; 0 = none. */
+  timeout: number;
+  /** Seconds; 0 = none. */
+  maxSilentTime: number;
+  /** Log lines quoted in a failure. */
+  logLines: number;
+  /** Bytes; 0 = none. */
+  maxLogSize: number;
+  /** `on`, `off`, or `relaxed` (fixed-output and `__noChroot` derivations run unsandboxed). */
+  sandbox: "on" | "off" | "relaxed";
+  /** Nix's `sandbox-paths` entries. */
+  sandboxPaths: string[];
+  /** Where the build dir appears in the sandbox. */
+  sandboxBuildDir: string;
+  /** `-K`: keep the build dir of a failed build. */
+  keepFailed: boolean;
+  /** How often each derivation is built; more than 1 compares the results. */
+  rounds: number;
+}
+
+/** What a round needs from the run. */
+export interface RoundContext {
+  store: LocalStore;
+  storeRoot: string;
+  settings: BuildSettings;
+  /** Where build dirs are made (the host's temporary directory). */
+  tempDir: string;
+  /** Environment the `impureEnvVars` of fixed-output derivations are taken from. */
+  impureEnv: Record<string, string>;
+  watchdog?: Watchdog;
+  onLine?: (drvPath: string, line: string) => void;
+}
+
+/** The derivation being built and how. */
+export interface RoundJob {
+  drvPath: string;
+  drv: Derivation;
+  outputPaths: Map<string, string>;
+  fixedOutput: boolean;
+  sandboxed: boolean;
+  /** The input closure (logical store paths). */
+  inputPaths: string[];
+  logPath: string;
+  signal: AbortSignal;
+}
+
+/** A finished round: its directories (the caller removes them) and how the builder ended. */
+export interface Round {
+  buildDir: string;
+  /** The sandbox root, whose `store/` holds the outputs (sandboxed builds only). */
+  rootDir?: string;
+  result: BuilderResult;
+}
+
+/** Where output `path` is after a round: the sandbox's store, or its place in the real store. */
+export function outputLocation(store: LocalStore, round: Round, path: string): string {
+  return round.rootDir === undefined
+    ? store.physicalPath(path)
+    : join(round.rootDir, "store", basename(path));
+}
+
+/** Runs the builder once. Throws (e.g. a spawn error) after removing what it created. */
+export async function runRound(job: RoundJob, context: RoundContext): Promise<Round> {
+  const { store, settings } = context;
+  const buildDir = Deno.makeTempDirSync({
+    dir: context.tempDir,
+    prefix: `nix-build-${job.drv.name}.drv-`,
+  });
+  const round: Round = { buildDir, result: undefined as unknown as BuilderResult };
+  try {
+    let sandbox: BwrapConfig | undefined;
+    if (job.sandboxed) {
+      round.rootDir = store.makeTempPath(`build-${job.drv.name}`);
+      sandbox = {
+        storeDir: store.storeDir,
+        storeRoot: context.storeRoot,
+        rootDir: round.rootDir,
+        buildDir,
+        sandboxBuildDir: settings.sandboxBuildDir,
+        inputPaths: job.inputPaths,
+        sandboxPaths: settings.sandboxPaths,
+        fixedOutput: job.fixedOutput,
+      };
+      await prepareSandbox(sandbox);
+    }
+    const environment = makeBuildEnvironment(job.drv, {
+      storeDir: store.storeDir,
+      buildDir: job.sandboxed ? settings.sandboxBuildDir : buildDir,
+      cores: settings.cores,
+      outputPaths: job.outputPaths,
+      fixedOutput: job.fixedOutput,
+      impureEnv: context.impureEnv,
+      referenceGraphs: referenceGraphs(store, job.drv),
+    });
+    for (const [name, contents] of environment.files) {
+      Deno.writeTextFileSync(join(buildDir, name), contents);
+    }
+    const logFile = await openCompressedLog(job.logPath);
+    let handle;
+    try {
+      handle = spawnBuilder({
+        program: job.drv.builder,
+        args: environment.args,
+        env: environment.env,
+        cwd: buildDir,
+        sandbox,
+      });
+    } catch (error) {
+      await logFile.abort(error);
+      throw error;
+    }
+    context.watchdog?.add(handle.pid);
+    try {
+      await using builder = handle;
+      round.result = await superviseBuilder(builder, {
+        timeout: settings.timeout,
+        maxSilentTime: settings.maxSilentTime,
+        logLines: settings.logLines,
+        maxLogSize: settings.maxLogSize,
+        logFile,
+        onLine: context.onLine && ((line) => context.onLine!(job.drvPath, line)),
+        signal: job.signal,
+      });
+    } finally {
+      context.watchdog?.remove(handle.pid);
+    }
+    return round;
+  } catch (error) {
+    removeRound(round);
+    throw error;
+  }
+}
+
+/** Removes a round's directories (whatever they hold). */
+export function removeRound(round: { buildDir?: string; rootDir?: string }): void {
+  for (const dir of [round.buildDir, round.rootDir]) if (dir !== undefined) removeTree(dir);
+}
+
+/** The closures `exportReferencesGraph` asks for, with the store's information on each path. */
+function referenceGraphs(store: LocalStore, drv: Derivation): Map<string, ExportedPathInfo[]> {
+  const graphs = new Map<string, ExportedPathInfo[]>();
+  for (const [name, roots] of parseExportReferencesGraph(drv, store.storeDir)) {
+    const start = new Set(roots);
+    for (const root of roots) {
+      // As Nix: a derivation's closure brings its outputs' closures along.
+      if (root.endsWith(".drv")) {
+        for (const output of store.queryDerivationOutputs(root).values()) {
+          if (store.isValidPath(output)) start.add(output);
+        }
+      }
+    }
+    const closure = store.computeClosure(start);
+    graphs.set(
+      name,
+      closure.map((path) => {
+        const info = store.queryPathInfo(path)!;
+        let closureSize = 0;
+        for (const p of store.computeClosure([path])) {
+          closureSize += store.queryPathInfo(p)!.narSize;
+        }
+        const exported: ExportedPathInfo = {
+          path,
+          narHash: info.narHash,
+          narSize: info.narSize,
+          references: info.references,
+          closureSize,
+        };
+        if (info.ca !== undefined) exported.ca = info.ca;
+        return exported;
+      }),
+    );
+  }
+  return graphs;
+}

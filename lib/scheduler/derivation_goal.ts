@@ -1,0 +1,436 @@
+/**
+ * Building one derivation, as Nix 2.8's `DerivationGoal` / `LocalDerivationGoal` do once the
+ * inputs are there: take the output locks, re-check validity (another process may have built it),
+ * clear stale files, run the builder (`rounds` times, or once more for `--check`), examine the
+ * outputs and register them in one transaction, deriver = the `.drv`, ultimate.
+ *
+ * Without the sandbox the builder writes the outputs at their real place, which needs the store's
+ * physical root to be `/` and every output path to be free: a rebuild of a valid output (`--check`,
+ * `--repair`, a partly valid derivation) needs the sandbox, whose outputs land in its own store
+ * directory and are moved into place afterwards.
+ */
+
+import { basename, join } from "node:path";
+import { derivationType } from "../derivation/mod.ts";
+import { makeFixedOutputPath, outputPathName, renderContentAddress } from "../hashing/mod.ts";
+import { LOG_FILE_EXTENSION } from "../sandbox/mod.ts";
+import { pathExists, type PathInfo, removeTree } from "../store/mod.ts";
+import type { BuildOutcome, FailureOutcome } from "./build_result.ts";
+import type { BuildPlan, PlannedDerivation } from "./plan.ts";
+import type { BuildFunction } from "./worker.ts";
+import {
+  outputLocation,
+  removeRound,
+  type Round,
+  type RoundContext,
+  type RoundJob,
+  runRound,
+} from "./_build_round.ts";
+import { builderFailure, goalName } from "./_failures.ts";
+import {
+  checkOutputs,
+  fixedOutputMismatch,
+  referenceCandidates,
+  type ScannedOutput,
+  scanOutput,
+} from "./_outputs.ts";
+
+export type { BuildSettings } from "./_build_round.ts";
+
+/** Everything the build function of a run needs. */
+export interface DerivationGoalContext extends RoundContext {
+  plan: BuildPlan;
+  /** Build logs go to `<logDir>/<2 chars>/<rest of the drv base name>.gz`. */
+  logDir: string;
+  /** Notes for the user (`keeping build directory ...`). */
+  onNote?: (message: string) => void;
+}
+
+/** The directory of build logs in a store's state dir (Nix: `/nix/var/log/nix/drvs`). */
+export function buildLogDir(stateDir: string): string {
+  return join(stateDir, "log", "drvs");
+}
+
+/** Where the log of `drvPath` is kept under `logDir`. */
+export function buildLogPath(logDir: string, drvPath: string): string {
+  const base = basename(drvPath);
+  return join(logDir, base.slice(0, 2), base.slice(2) + LOG_FILE_EXTENSION);
+}
+
+/** The scheduler's build function for the derivations of `context.plan`. */
+export function makeBuildFunction(context: DerivationGoalContext): BuildFunction {
+  return (drvPath, signal) => {
+    const planned = context.plan.derivations.get(drvPath);
+    if (planned === undefined) throw new Error(`Internal error: '${drvPath}' is not planned`);
+    const outputs = [...planned.outputPaths.values()];
+    return context.store.withPathLock(outputs, () => buildLocked(planned, signal, context));
+  };
+}
+
+/** A build's outputs after its first round, before they are registered. */
+interface Staged {
+  scanned: Map<string, ScannedOutput>;
+  /** Output name -> where it is now. */
+  locations: Map<string, string>;
+}
+
+function failure(reason: FailureOutcome["reason"], message: string): FailureOutcome {
+  return { status: "failed", reason, message };
+}
+
+async function buildLocked(
+  planned: PlannedDerivation,
+  signal: AbortSignal,
+  context: DerivationGoalContext,
+): Promise<BuildOutcome> {
+  const { store, settings } = context;
+  const { path: drvPath, drv, outputPaths } = planned;
+  const wantedOutputs = () =>
+    Object.fromEntries([...planned.wanted].sort().map((o) => [o, outputPaths.get(o)!]));
+  const validNow = new Set<string>();
+  for (const [name, path] of outputPaths) {
+    if (!planned.corrupt.has(name) && store.isValidPath(path)) validNow.add(name);
+  }
+  if (!planned.check && [...planned.wanted].every((o) => validNow.has(o))) {
+    return { status: "already-valid", outputs: wantedOutputs() };
+  }
+  const fixedOutput = derivationType(drv) === "fixed";
+  const sandboxed = settings.sandbox === "on" ||
+    (settings.sandbox === "relaxed" && !fixedOutput && drv.env.get("__noChroot") !== "1");
+  if (!sandboxed) {
+    const problem = unsandboxedProblem(planned, validNow, context.storeRoot);
+    if (problem !== undefined) return failure("spawn-error", problem);
+  }
+  for (const [name, path] of outputPaths) {
+    if (!store.isValidPath(path) && !validNow.has(name)) removeTree(store.physicalPath(path));
+  }
+  const inputPaths = inputClosure(planned, context);
+  const job: RoundJob = {
+    drvPath,
+    drv,
+    outputPaths,
+    fixedOutput,
+    sandboxed,
+    inputPaths,
+    logPath: buildLogPath(context.logDir, drvPath),
+    signal,
+  };
+  // Outputs examined: with --check all of them, else those to register.
+  const examined = [...outputPaths.keys()].filter((o) => planned.check || !validNow.has(o));
+  const candidates = referenceCandidates(store.storeDir, [...inputPaths, ...outputPaths.values()]);
+  const rounds = planned.check ? 1 : Math.max(1, settings.rounds);
+  let staged: Staged | undefined;
+  const leftovers: string[] = [];
+  try {
+    for (let n = 1; n <= rounds; n++) {
+      let round: Round;
+      try {
+        round = await runRound(job, context);
+      } catch (error) {
+        if (signal.aborted) return failure("cancelled", `build of '${drvPath}' was cancelled`);
+        return failure(
+          "spawn-error",
+          `Cannot start the builder of '${drvPath}': ${message(error)}`,
+        );
+      }
+      let succeeded = false;
+      try {
+        const outcome = round.result.outcome;
+        if (outcome.kind !== "exited" || outcome.code !== 0) {
+          return builderFailure(round.result, {
+            drvPath,
+            goalName: goalName(drvPath, planned.allOutputs ? "*" : [...planned.wanted].join(",")),
+            fixedOutput,
+            timeout: settings.timeout,
+            maxSilentTime: settings.maxSilentTime,
+            maxLogSize: settings.maxLogSize,
+          });
+        }
+        const collected = collect(planned, round, examined, candidates, context);
+        if ("status" in collected) return collected;
+        const problem = n === 1
+          ? await firstRoundProblem(planned, collected, context)
+          : compareRounds(drvPath, staged!.scanned, collected.scanned, "differs");
+        if (problem !== undefined) return problem;
+        if (n === 1) {
+          staged = collected;
+          if (!sandboxed && rounds > 1) stageAside(staged, context, leftovers);
+        }
+        succeeded = true;
+      } finally {
+        // The first round's sandbox holds the outputs until they are registered.
+        const keepRoot = succeeded && n === 1 && round.rootDir !== undefined;
+        if (keepRoot) leftovers.push(round.rootDir!);
+        finishRound(planned, keepRoot ? { ...round, rootDir: undefined } : round, context, {
+          failed: !succeeded,
+          validNow,
+        });
+      }
+    }
+    if (!planned.check) register(planned, staged!, validNow, context);
+    return { status: "built", outputs: wantedOutputs(), timesBuilt: rounds };
+  } finally {
+    for (const path of leftovers) removeTree(path);
+  }
+}
+
+/** Why the derivation cannot be built without the sandbox here, or undefined. */
+function unsandboxedProblem(
+  planned: PlannedDerivation,
+  validNow: Set<string>,
+  storeRoot: string,
+): string | undefined {
+  const drvPath = planned.path;
+  if (storeRoot !== "/") {
+    return `Cannot build '${drvPath}' without the sandbox: the store lives under '${storeRoot}', ` +
+      `so the builder would not find its inputs at their store paths (use the sandbox, or store root '/')`;
+  }
+  if (pathExists("/homeless-shelter")) {
+    return "home directory '/homeless-shelter' exists; please remove it to assure purity of builds without sandboxing";
+  }
+  for (const [name, path] of planned.outputPaths) {
+    if (validNow.has(name) || planned.corrupt.has(name)) {
+      return `Cannot rebuild '${drvPath}' without the sandbox: its output '${path}' is valid ` +
+        `and the builder would overwrite it (enable the sandbox for --check, --repair or partly built derivations)`;
+    }
+  }
+  return undefined;
+}
+
+/** The input closure: input sources and the wanted outputs of input derivations, closed. */
+function inputClosure(planned: PlannedDerivation, context: DerivationGoalContext): string[] {
+  const roots = [...planned.drv.inputSrcs];
+  for (const [input, names] of planned.drv.inputDrvs) {
+    const paths = context.plan.derivations.get(input)!.outputPaths;
+    for (const name of names) roots.push(paths.get(name)!);
+  }
+  const storeDir = context.store.storeDir + "/";
+  for (const entry of context.settings.sandboxPaths) {
+    const host = entry.replace(/\?$/, "").split("=").at(-1)!;
+    if (host.startsWith(storeDir)) roots.push(storeDir + host.slice(storeDir.length).split("/")[0]);
+  }
+  return roots.length === 0 ? [] : context.store.computeClosure(roots);
+}
+
+/** Scans the examined outputs of a successful round; a failure when one is missing or bad. */
+function collect(
+  planned: PlannedDerivation,
+  round: Round,
+  examined: string[],
+  candidates: Map<string, string>,
+  context: DerivationGoalContext,
+): Staged | FailureOutcome {
+  const staged: Staged = { scanned: new Map(), locations: new Map() };
+  for (const name of examined) {
+    const path = planned.outputPaths.get(name)!;
+    const location = outputLocation(context.store, round, path);
+    if (!pathExists(location)) {
+      return failure(
+        "output-rejected",
+        `builder for '${planned.path}' failed to produce output path for output '${name}' at '${path}'`,
+      );
+    }
+    const output = planned.drv.outputs.get(name)!;
+    try {
+      staged.scanned.set(
+        name,
+        scanOutput(location, path, {
+          candidates,
+          fixed: output.kind === "fixed" ? output : undefined,
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof TypeError) || error.message.startsWith("Internal error")) throw error;
+      return failure("output-rejected", error.message);
+    }
+    staged.locations.set(name, location);
+  }
+  return staged;
+}
+
+/** After the first round: the fixed-output hash, `--check`'s comparison, the output checks. */
+async function firstRoundProblem(
+  planned: PlannedDerivation,
+  staged: Staged,
+  context: DerivationGoalContext,
+): Promise<FailureOutcome | undefined> {
+  const { store } = context;
+  for (const [name, scanned] of staged.scanned) {
+    const output = planned.drv.outputs.get(name)!;
+    if (output.kind !== "fixed") continue;
+    const mismatch = fixedOutputMismatch(planned.path, output, scanned.contentHash!);
+    if (mismatch === undefined) continue;
+    if (!planned.check) {
+      await registerUnderContentAddress(planned, name, staged.locations.get(name)!, context);
+    }
+    return failure("hash-mismatch", mismatch);
+  }
+  if (planned.check) {
+    const registered = new Map(
+      [...staged.scanned].map(([name, s]) => [name, { ...s, ...store.queryPathInfo(s.path)! }]),
+    );
+    const problem = compareRounds(planned.path, registered, staged.scanned, "differs");
+    if (problem !== undefined && context.settings.keepFailed) {
+      for (const [name, scanned] of staged.scanned) {
+        if (scanned.narHash.equals(registered.get(name)!.narHash)) continue;
+        const kept = store.physicalPath(scanned.path) + ".check";
+        removeTree(kept);
+        Deno.renameSync(staged.locations.get(name)!, kept);
+        problem.message += ` from '${scanned.path}.check'`;
+        break;
+      }
+    }
+    return problem;
+  }
+  let rejected: string | undefined;
+  try {
+    rejected = checkOutputs(planned.path, planned.drv, staged.scanned, store);
+  } catch (error) {
+    if (!(error instanceof TypeError)) throw error;
+    rejected = error.message;
+  }
+  return rejected === undefined ? undefined : failure("output-rejected", rejected);
+}
+
+/** `derivation '<drv>' may not be deterministic: output '<path>' differs` at the first change. */
+function compareRounds(
+  drvPath: string,
+  before: ReadonlyMap<string, Pick<ScannedOutput, "path" | "narHash">>,
+  after: ReadonlyMap<string, ScannedOutput>,
+  verb: string,
+): FailureOutcome | undefined {
+  for (const [name, scanned] of after) {
+    const old = before.get(name);
+    if (old !== undefined && !old.narHash.equals(scanned.narHash)) {
+      return failure(
+        "check-mismatch",
+        `derivation '${drvPath}' may not be deterministic: output '${scanned.path}' ${verb}`,
+      );
+    }
+  }
+  return undefined;
+}
+
+/**
+ * A fixed output with the wrong hash is still registered, under the path its contents give (as
+ * Nix 2.8 does), so that the download need not be repeated to inspect it.
+ */
+async function registerUnderContentAddress(
+  planned: PlannedDerivation,
+  name: string,
+  location: string,
+  context: DerivationGoalContext,
+): Promise<void> {
+  const { store } = context;
+  const output = planned.drv.outputs.get(name)!;
+  if (output.kind !== "fixed" || output.method === "text") return;
+  const scanned = scanOutput(location, output.path, { candidates: new Map(), fixed: output });
+  const hash = scanned.contentHash!;
+  const path = makeFixedOutputPath(store.storeDir, {
+    method: output.method,
+    hash,
+    name: outputPathName(planned.drv.name, name),
+  });
+  await store.withPathLock([path], () => {
+    if (store.isValidPath(path)) return Promise.resolve();
+    const dest = store.physicalPath(path);
+    removeTree(dest);
+    Deno.renameSync(location, dest);
+    store.registerValidPaths([{
+      ...pathInfo(planned.path, scanned),
+      path,
+      references: [],
+      ca: renderContentAddress(output.method, hash),
+    }]);
+    return Promise.resolve();
+  });
+}
+
+/** Unsandboxed builds with more rounds to go: move the outputs out of the way of the next. */
+function stageAside(staged: Staged, context: DerivationGoalContext, leftovers: string[]): void {
+  for (const [name, location] of staged.locations) {
+    const temp = context.store.makeTempPath(basename(location));
+    Deno.renameSync(location, temp);
+    staged.locations.set(name, temp);
+    leftovers.push(temp);
+  }
+}
+
+/**
+ * Removes a round's directories, keeping the build dir of a failure with `-K`; after a failed
+ * unsandboxed round, also what the builder left at the output paths.
+ */
+function finishRound(
+  planned: PlannedDerivation,
+  round: Round,
+  context: DerivationGoalContext,
+  options: { failed: boolean; validNow: Set<string> },
+): void {
+  const keep = context.settings.keepFailed && options.failed;
+  if (keep) context.onNote?.(`keeping build directory '${round.buildDir}'`);
+  removeRound({ buildDir: keep ? undefined : round.buildDir, rootDir: round.rootDir });
+  if (round.rootDir !== undefined || !options.failed) return;
+  for (const [name, path] of planned.outputPaths) {
+    if (!options.validNow.has(name)) removeTree(context.store.physicalPath(path));
+  }
+}
+
+/** Moves the staged outputs into place and registers them in one transaction. */
+function register(
+  planned: PlannedDerivation,
+  staged: Staged,
+  validNow: Set<string>,
+  context: DerivationGoalContext,
+): void {
+  const { store } = context;
+  const infos: PathInfo[] = [];
+  const moved: string[] = [];
+  for (const [name, scanned] of staged.scanned) {
+    if (validNow.has(name)) continue;
+    const dest = store.physicalPath(scanned.path);
+    const location = staged.locations.get(name)!;
+    if (location !== dest) replacePath(location, dest, context);
+    moved.push(dest);
+    const info = pathInfo(planned.path, scanned);
+    const output = planned.drv.outputs.get(name)!;
+    if (output.kind === "fixed" && output.method !== "text") {
+      info.ca = renderContentAddress(output.method, output.hash);
+    }
+    infos.push(info);
+  }
+  try {
+    store.registerValidPaths(infos);
+  } catch (error) {
+    for (const path of moved) removeTree(path);
+    throw error;
+  }
+}
+
+/** Renames `from` to `to`; an existing `to` (a corrupt path being repaired) is swapped out. */
+function replacePath(from: string, to: string, context: DerivationGoalContext): void {
+  if (!pathExists(to)) {
+    Deno.renameSync(from, to);
+    return;
+  }
+  const old = context.store.makeTempPath(basename(to));
+  Deno.renameSync(to, old);
+  Deno.renameSync(from, to);
+  removeTree(old);
+}
+
+function pathInfo(deriver: string, scanned: ScannedOutput): PathInfo {
+  return {
+    path: scanned.path,
+    narHash: scanned.narHash,
+    narSize: scanned.narSize,
+    references: scanned.references,
+    deriver,
+    registrationTime: Math.floor(Date.now() / 1000),
+    signatures: [],
+    ultimate: true,
+  };
+}
+
+function message(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

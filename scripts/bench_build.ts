@@ -1,0 +1,170 @@
+/**
+ * Build throughput: a wide graph (N trivial `/bin/sh` derivations plus one depending on all of
+ * them) and a chain, built from scratch by kiln (without and with the sandbox) and by Nix 2.8
+ * (`nix-store --realise`, no substituters, same `-j`). Reports wall times, kiln/Nix ratios and
+ * kiln's peak RSS.
+ *
+ *   deno run --allow-all scripts/bench_build.ts [--wide 300] [--chain 200] [--jobs 2] [--json]
+ */
+
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { addAll, DrvSet, makeBuildStore, type TestDrv } from "../tests/e2e/_drv.ts";
+import { nixAvailable, NixSandbox } from "../tests/_nix.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const MAIN = join(ROOT, "main.ts");
+
+/** A graph shape to build. */
+export type BuildShape = "wide" | "chain";
+
+/** One measurement. */
+export interface BuildBenchRow {
+  shape: BuildShape;
+  nodes: number;
+  tool: "kiln" | "kiln-sandbox" | "nix";
+  ms: number;
+  /** Peak resident set of the kiln process, in MiB (kiln only). */
+  peakMiB?: number;
+}
+
+/** Adds the graph to `set`; returns the target. */
+export function makeBuildGraph(set: DrvSet, shape: BuildShape, nodes: number): TestDrv {
+  if (shape === "wide") {
+    const leaves = Array.from(
+      { length: nodes },
+      (_, i) => set.add({ name: `leaf-${i}`, script: `echo ${i} > $out` }),
+    );
+    return set.add({ name: "top", inputs: leaves, script: "echo top > $out" });
+  }
+  let prev = set.add({ name: "link-0", script: "echo 0 > $out" });
+  for (let i = 1; i < nodes; i++) {
+    prev = set.add({
+      name: `link-${i}`,
+      inputs: [prev],
+      script: `echo ${prev.outputs.out} > $out`,
+    });
+  }
+  return prev;
+}
+
+/** The Nix expression of the same graph (same names, builders and scripts: same paths). */
+function nixExpression(shape: BuildShape, nodes: number): string {
+  if (shape === "wide") {
+    return `let leaves = builtins.genList (i: derivation { name = "leaf-\${toString i}"; ` +
+      `system = "x86_64-linux"; builder = "/bin/sh"; args = ["-c" "echo \${toString i} > $out"]; }) ${nodes}; ` +
+      `in derivation { name = "top"; system = "x86_64-linux"; builder = "/bin/sh"; ` +
+      `args = ["-c" "echo top > $out"]; deps = leaves; }`;
+  }
+  return `let link = i: if i == 0 then derivation { name = "link-0"; system = "x86_64-linux"; ` +
+    `builder = "/bin/sh"; args = ["-c" "echo 0 > $out"]; } else let p = link (i - 1); in ` +
+    `derivation { name = "link-\${toString i}"; system = "x86_64-linux"; builder = "/bin/sh"; ` +
+    `args = ["-c" "echo \${p} > $out"]; }; in link ${nodes - 1}`;
+}
+
+/** Builds the graph with kiln in a fresh store; returns wall time and peak RSS. */
+export async function benchKiln(
+  shape: BuildShape,
+  nodes: number,
+  options: { jobs: number; sandbox: boolean },
+): Promise<BuildBenchRow> {
+  const store = makeBuildStore();
+  try {
+    const set = new DrvSet(store.storeDir);
+    const target = makeBuildGraph(set, shape, nodes);
+    await addAll(store, set);
+    const args = [
+      "-f",
+      "%M",
+      Deno.execPath(),
+      "run",
+      "--allow-all",
+      "--quiet",
+      MAIN,
+      "build",
+      options.sandbox ? "--sandbox" : "--no-sandbox",
+      "-j",
+      String(options.jobs),
+      target.path,
+    ];
+    const start = performance.now();
+    const out = await new Deno.Command("/usr/bin/time", {
+      args,
+      env: store.env,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const ms = performance.now() - start;
+    const stderr = new TextDecoder().decode(out.stderr);
+    if (!out.success) throw new Error(`kiln build failed: ${stderr}`);
+    const kib = Number(stderr.trim().split("\n").at(-1));
+    return {
+      shape,
+      nodes,
+      tool: options.sandbox ? "kiln-sandbox" : "kiln",
+      ms,
+      peakMiB: Math.round(kib / 1024),
+    };
+  } finally {
+    store.cleanup();
+  }
+}
+
+/** Builds the same graph with Nix 2.8 (sandbox off, as Debian's Nix runs) in a fresh store. */
+export async function benchNix(
+  shape: BuildShape,
+  nodes: number,
+  options: { jobs: number },
+): Promise<BuildBenchRow> {
+  const nix = new NixSandbox("sandbox = false\n");
+  try {
+    const file = join(nix.root, "graph.nix");
+    Deno.writeTextFileSync(file, nixExpression(shape, nodes));
+    const drv = (await nix.run("nix-instantiate", [file])).trim();
+    const start = performance.now();
+    await nix.run("nix-store", ["--realise", drv, "-j", String(options.jobs)]);
+    return { shape, nodes, tool: "nix", ms: performance.now() - start };
+  } finally {
+    nix.cleanup();
+  }
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      wide: { type: "string", default: "300" },
+      chain: { type: "string", default: "200" },
+      jobs: { type: "string", default: "2" },
+      json: { type: "boolean" },
+    },
+  });
+  const jobs = Number(values.jobs);
+  const rows: BuildBenchRow[] = [];
+  for (
+    const [shape, nodes] of [["wide", Number(values.wide)], [
+      "chain",
+      Number(values.chain),
+    ]] as const
+  ) {
+    rows.push(await benchKiln(shape, nodes, { jobs, sandbox: false }));
+    rows.push(await benchKiln(shape, nodes, { jobs, sandbox: true }));
+    if (nixAvailable) rows.push(await benchNix(shape, nodes, { jobs }));
+  }
+  if (values.json) {
+    console.log(JSON.stringify(rows));
+    return;
+  }
+  for (const row of rows) {
+    const nix = rows.find((r) => r.shape === row.shape && r.tool === "nix");
+    const ratio = nix && row.tool !== "nix" ? `  ${(row.ms / nix.ms).toFixed(2)}x nix` : "";
+    const mem = row.peakMiB === undefined ? "" : `  peak ${row.peakMiB} MiB`;
+    console.log(
+      `${row.shape.padEnd(6)} ${String(row.nodes).padStart(4)}  ${row.tool.padEnd(12)} ${
+        row.ms.toFixed(0).padStart(6)
+      } ms${ratio}${mem}`,
+    );
+  }
+}
+
+if (import.meta.main) await main();

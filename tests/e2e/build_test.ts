@@ -1,0 +1,198 @@
+import { probeSandbox } from "../../lib/sandbox/mod.ts";
+import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
+import { addAll, DrvSet, makeBuildStore } from "./_drv.ts";
+import { KilnStore } from "../_kiln.ts";
+import { printDerivation } from "../../lib/derivation/mod.ts";
+
+const sandboxWorks = (await probeSandbox()).ok;
+
+async function withStore(fn: (store: KilnStore, set: DrvSet) => Promise<void>): Promise<void> {
+  const store = makeBuildStore();
+  try {
+    await fn(store, new DrvSet(store.storeDir));
+  } finally {
+    store.cleanup();
+  }
+}
+
+async function pathInfo(store: KilnStore, path: string): Promise<Record<string, unknown>> {
+  return JSON.parse(await store.ok(["store", "path-info", "--json", path]))[path];
+}
+
+for (const sandbox of [false, true]) {
+  const flag = sandbox ? "--sandbox" : "--no-sandbox";
+  Deno.test({
+    name: `kiln build ${flag} builds a derivation, registers and prints its output`,
+    ignore: sandbox && !sandboxWorks,
+    fn: () =>
+      withStore(async (store, set) => {
+        const a = set.add({ name: "a", script: "echo building a; echo hello > $out" });
+        await addAll(store, set);
+        const r = await store.run(["build", flag, a.path]);
+        assertEquals(r.code, 0, r.stderr);
+        assertEquals(r.stdout, `${a.outputs.out}\n`);
+        assertStringIncludes(r.stderr, `building '${a.path}'...`);
+        assertEquals(Deno.readTextFileSync(store.physical(a.outputs.out)), "hello\n");
+        assertEquals(Deno.statSync(store.physical(a.outputs.out)).mode! & 0o777, 0o444);
+        const info = await pathInfo(store, a.outputs.out);
+        assertEquals(info.deriver, a.path);
+        assertEquals(info.ultimate, true);
+        assertEquals(await store.ok(["log", a.path]), "building a\n");
+        assertEquals(await store.ok(["log", a.outputs.out]), "building a\n");
+        // Built once: a second run finds it valid and runs nothing.
+        const again = await store.run(["build", flag, a.path]);
+        assertEquals(again.stdout, `${a.outputs.out}\n`);
+        assert(!again.stderr.includes("building"), again.stderr);
+      }),
+  });
+
+  Deno.test({
+    name: `kiln build ${flag} scans references to inputs and to the output itself`,
+    ignore: sandbox && !sandboxWorks,
+    fn: () =>
+      withStore(async (store, set) => {
+        const a = set.add({ name: "a", script: "echo a > $out" });
+        const b = set.add({
+          name: "b",
+          outputs: ["out", "dev"],
+          inputs: [a],
+          script: `echo ${a.outputs.out} > $out; read x < $out; ` +
+            `{ echo $out; echo $dev; } > $dev`,
+        });
+        const c = set.add({ name: "c", inputs: [a], script: "echo none > $out" });
+        await addAll(store, set);
+        const out = await store.ok(["build", flag, b.with("dev"), c.path]);
+        assertEquals(out, `${b.outputs.dev}\n${c.outputs.out}\n`);
+        assertEquals((await pathInfo(store, b.outputs.out)).references, [a.outputs.out]);
+        assertEquals(
+          (await pathInfo(store, b.outputs.dev)).references,
+          [b.outputs.out, b.outputs.dev].sort(),
+        );
+        assertEquals((await pathInfo(store, c.outputs.out)).references, []);
+      }),
+  });
+}
+
+Deno.test("kiln build stops at the first failure, or keeps going with -k", () =>
+  withStore(async (store, set) => {
+    const bad = set.add({ name: "bad", script: "echo one; echo two; exit 3" });
+    const top = set.add({ name: "top", inputs: [bad], script: "echo > $out" });
+    const good = set.add({ name: "good", script: "echo good > $out" });
+    const after = set.add({ name: "after", inputs: [good], script: "echo > $out" });
+    await addAll(store, set);
+    const r = await store.run(["build", "--no-sandbox", "-j1", top.path, after.path]);
+    assertEquals(r.code, 100, r.stderr);
+    assertEquals(r.stdout, "");
+    assertStringIncludes(
+      r.stderr,
+      `error: builder for '${bad.path}' failed with exit code 3;\nlast 2 log lines:\n> one\n> two\n` +
+        `For full logs, run 'kiln log ${bad.path}'.`,
+    );
+    assertStringIncludes(r.stderr, `error: 1 dependencies of derivation '${top.path}' failed`);
+    const k = await store.run(["build", "--no-sandbox", "-j1", "-k", top.path, after.path]);
+    assertEquals(k.code, 100, k.stderr);
+    assertEquals((await pathInfo(store, after.outputs.out)).deriver, after.path);
+    assertEquals(await store.ok(["log", bad.path]), "one\ntwo\n");
+  }));
+
+Deno.test("kiln build --json and -o report each derivation and link its outputs", () =>
+  withStore(async (store, set) => {
+    const m = set.add({
+      name: "m",
+      outputs: ["out", "dev"],
+      script: "echo o > $out; echo d > $dev",
+    });
+    await addAll(store, set);
+    const link = `${store.root}/result`;
+    const json = JSON.parse(
+      await store.ok(["build", "--no-sandbox", "--json", "-o", link, m.path]),
+    );
+    assertEquals(json.length, 1);
+    assertEquals(json[0].drvPath, m.path);
+    assertEquals(json[0].status, "Built");
+    assertEquals(json[0].outputs, m.outputs);
+    assertEquals(json[0].timesBuilt, 1);
+    assertEquals(Deno.readLinkSync(link), m.outputs.out);
+    assertEquals(Deno.readLinkSync(`${link}-dev`), m.outputs.dev);
+  }));
+
+Deno.test("kiln build - adds derivation documents from stdin, then builds the top ones", () =>
+  withStore(async (store, set) => {
+    const a = set.add({ name: "a", script: "echo a > $out" });
+    const b = set.add({ name: "b", inputs: [a], script: "echo b > $out" });
+    const out = await store.ok(["build", "--no-sandbox", "-"], set.document());
+    assertEquals(out, `${b.outputs.out}\n`);
+    assertEquals(
+      await store.ok(["build", "--no-sandbox", "-"], `${a.path}\n`),
+      `${a.outputs.out}\n`,
+    );
+  }));
+
+Deno.test("kiln build rejects outputs that break allowedReferences, or that are missing", () =>
+  withStore(async (store, set) => {
+    const a = set.add({ name: "a", script: "echo a > $out" });
+    const b = set.add({
+      name: "b",
+      inputs: [a],
+      env: { allowedReferences: "" },
+      script: `echo ${a.outputs.out} > $out`,
+    });
+    const c = set.add({ name: "c", outputs: ["out", "dev"], script: "echo > $out" });
+    await addAll(store, set);
+    const r = await store.run(["build", "--no-sandbox", b.path]);
+    assertEquals(r.code, 1, r.stderr);
+    assertStringIncludes(
+      r.stderr,
+      `error: output '${b.outputs.out}' is not allowed to refer to the following paths:\n  ${a.outputs.out}\n`,
+    );
+    const m = await store.run(["build", "--no-sandbox", c.path]);
+    assertEquals(m.code, 1, m.stderr);
+    assertStringIncludes(
+      m.stderr,
+      `builder for '${c.path}' failed to produce output path for output 'dev' at '${c.outputs.dev}'`,
+    );
+    // Nothing of a rejected build stays behind.
+    for (const p of [b.outputs.out, c.outputs.out]) {
+      assertEquals((await store.run(["store", "path-info", p])).code, 1);
+    }
+  }));
+
+Deno.test("kiln build -K keeps the build directory of a failed build", () =>
+  withStore(async (store, set) => {
+    const bad = set.add({ name: "bad", script: "echo kept > file; exit 1" });
+    await addAll(store, set);
+    const r = await store.run(["build", "--no-sandbox", "-K", bad.path]);
+    assertEquals(r.code, 100);
+    const dir = r.stderr.match(/note: keeping build directory '([^']+)'/)?.[1];
+    assert(dir !== undefined, r.stderr);
+    try {
+      assertEquals(Deno.readTextFileSync(`${dir}/file`), "kept\n");
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  }));
+
+Deno.test("kiln build -L prints the builder's lines prefixed with its name", () =>
+  withStore(async (store, set) => {
+    const a = set.add({ name: "loud", script: "echo line1; echo line2 >&2; echo > $out" });
+    await addAll(store, set);
+    const r = await store.run(["build", "--no-sandbox", "-L", a.path]);
+    assertEquals(r.code, 0, r.stderr);
+    assertStringIncludes(r.stderr, "loud> line1\nloud> line2\n");
+  }));
+
+Deno.test("kiln build without the sandbox needs store root '/'", async () => {
+  const store = new KilnStore("/nix/store");
+  try {
+    const a = new DrvSet(store.storeDir).add({ name: "a", script: "echo > $out" });
+    await store.ok(["derivation", "add"], printDerivation(a.drv));
+    const r = await store.run(["build", "--no-sandbox", a.path]);
+    assertEquals(r.code, 100);
+    assertStringIncludes(
+      r.stderr,
+      `without the sandbox: the store lives under '${store.env.KILN_STORE_ROOT}'`,
+    );
+  } finally {
+    store.cleanup();
+  }
+});

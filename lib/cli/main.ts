@@ -2,9 +2,27 @@
 
 import { UsageError } from "./args.ts";
 import { type Command, printLines, printStderr } from "./command.ts";
+import { buildCommand } from "./commands/build.ts";
+import { copyCommand } from "./commands/copy.ts";
+import { derivationCommand } from "./commands/derivation.ts";
 import { hashCommand } from "./commands/hash.ts";
+import { keyCommand } from "./commands/key.ts";
+import { logCommand } from "./commands/log.ts";
+import { narCommand } from "./commands/nar.ts";
+import { serveCommand } from "./commands/serve.ts";
+import { storeCommand } from "./commands/store.ts";
 
-const COMMANDS: readonly Command[] = [hashCommand];
+export const COMMANDS: readonly Command[] = [
+  hashCommand,
+  narCommand,
+  storeCommand,
+  derivationCommand,
+  buildCommand,
+  logCommand,
+  keyCommand,
+  copyCommand,
+  serveCommand,
+];
 
 const TOP_USAGE = `Usage: kiln COMMAND [OPTIONS] [ARGS...]
 

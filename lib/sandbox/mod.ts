@@ -4,3 +4,4 @@ export * from "./build_env.ts";
 export * from "./bwrap.ts";
 export * from "./log_lines.ts";
 export * from "./spawn.ts";
+export * from "./elf_deps.ts";

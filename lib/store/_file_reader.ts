@@ -34,14 +34,27 @@ const SYMBOLS = {
   close: { parameters: ["i32"], result: "i32" },
 } as const;
 
+type _Libc = Deno.DynamicLibrary<typeof SYMBOLS>;
+
+/** libc, loaded once per process (loading costs about 1 ms); undefined where it cannot be. */
+let libc: _Libc | undefined | null = null;
+
+function loadLibc(): _Libc | undefined {
+  if (libc === null) {
+    libc = undefined;
+    try {
+      if (Deno.build.os === "linux") libc = Deno.dlopen("libc.so.6", SYMBOLS);
+    } catch {
+      // no FFI permission, or no glibc: Deno's ops
+    }
+  }
+  return libc;
+}
+
 /** The fastest reader this process may use. */
 export function openFileReader(): FileReader {
-  try {
-    if (Deno.build.os === "linux") return new _LibcReader(Deno.dlopen("libc.so.6", SYMBOLS));
-  } catch {
-    // no FFI permission, or no glibc: Deno's ops below
-  }
-  return new _DenoReader();
+  const lib = loadLibc();
+  return lib ? new _LibcReader(lib) : new _DenoReader();
 }
 
 class _DenoReader implements FileReader {
@@ -75,14 +88,14 @@ class _DenoReader implements FileReader {
 const encoder = new TextEncoder();
 
 class _LibcReader implements FileReader {
-  readonly #lib: Deno.DynamicLibrary<typeof SYMBOLS>;
+  readonly #lib: _Libc;
   readonly #path = new Uint8Array(16384);
   readonly #statx = new Uint8Array(256);
   readonly #view = new DataView(this.#statx.buffer);
   readonly #open = new Map<number, string>();
   readonly #fallback = new _DenoReader();
 
-  constructor(lib: Deno.DynamicLibrary<typeof SYMBOLS>) {
+  constructor(lib: _Libc) {
     this.#lib = lib;
   }
 
@@ -122,8 +135,7 @@ class _LibcReader implements FileReader {
   }
 
   [Symbol.dispose](): void {
-    for (const fd of this.#open.keys()) this.close(fd);
-    this.#lib.close();
+    for (const fd of this.#open.keys()) this.close(fd); // the library stays loaded
   }
 
   /** `path` as a NUL-terminated C string in a reused buffer; undefined if it does not fit. */

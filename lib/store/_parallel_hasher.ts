@@ -5,6 +5,8 @@
  * large file can instead be handed over by path (`publishFile`) and the thread reads it itself.
  * The thread starts only once a few slots are queued (small inputs are hashed inline), and if it
  * cannot start, or is not ready when the input ends, the caller's thread hashes the queue itself.
+ * The shared ring (33 MiB) is only allocated once a second buffer is handed over: an input that
+ * fits one buffer (most build outputs, every `.drv`) is hashed inline from reused plain buffers.
  */
 
 import { createHasher, Hash, type HashAlgorithm, type Hasher, hashSize } from "../hashing/mod.ts";
@@ -93,15 +95,20 @@ let workerUrl: string | undefined;
 /** Set when a thread failed to start: this process then always hashes inline. */
 let threadsBroken = false;
 const encoder = new TextEncoder();
+/** Plain buffers for hashers that have no ring yet, reused from one hasher to the next. */
+const spareBuffers: Uint8Array[] = [];
 
 /** See the module comment. Use with `using`: disposal stops the thread on early exit. */
 export class ParallelHasher implements Disposable {
   readonly #algorithm: HashAlgorithm;
-  readonly #sab = new SharedArrayBuffer(ERROR_AT + ERROR_BYTES);
-  readonly #ctl = new Int32Array(this.#sab, 0, LENGTHS + SLOTS);
+  #sab: SharedArrayBuffer | undefined;
+  #ctl: Int32Array<ArrayBufferLike> = new Int32Array(LENGTHS + SLOTS);
   #produced = 0;
   #worker: Worker | undefined;
   #inline: Hasher | undefined;
+  /** Before the ring: the plain buffers given out, and the one filled chunk handed over. */
+  readonly #plain: Uint8Array[] = [];
+  #first: Uint8Array | undefined;
 
   constructor(algorithm: HashAlgorithm) {
     this.#algorithm = algorithm;
@@ -109,14 +116,22 @@ export class ParallelHasher implements Disposable {
 
   /** The first buffer to fill. */
   get buffer(): Uint8Array {
-    return this.#slot(0);
+    return this.#sab ? this.#slot(0) : this.#plainBuffer(0);
   }
 
   /** Hands over `filled` (a prefix of the last buffer given out); returns the next to fill. */
   publish(filled: Uint8Array): Uint8Array {
     if (this.#inline) {
       this.#inline.update(filled);
-      return this.#slot(0);
+      return this.#sab ? this.#slot(0) : this.#plainBuffer(0);
+    }
+    if (!this.#sab) {
+      if (this.#first === undefined) {
+        this.#first = filled;
+        return this.#plainBuffer(1);
+      }
+      this.#makeRing();
+      this.#slot(this.#produced % SLOTS).set(filled);
     }
     return this.#commit(filled.length);
   }
@@ -140,6 +155,12 @@ export class ParallelHasher implements Disposable {
 
   /** The digest of everything published; ends the thread. */
   digest(): Hash {
+    if (!this.#sab && !this.#inline) {
+      const hasher = createHasher(this.#algorithm);
+      if (this.#first !== undefined) hasher.update(this.#first);
+      this.#releasePlain();
+      return hasher.digest();
+    }
     if (this.#worker && Atomics.load(this.#ctl, READY) === 0) this.#hashInline();
     if (!this.#worker) {
       if (!this.#inline) this.#hashInline();
@@ -148,12 +169,13 @@ export class ParallelHasher implements Disposable {
     Atomics.store(this.#ctl, STATE, 1);
     Atomics.notify(this.#ctl, PRODUCED);
     this.#waitUntil(DIGEST_LENGTH, () => Atomics.load(this.#ctl, DIGEST_LENGTH) !== 0);
-    const bytes = new Uint8Array(this.#sab, DIGEST_AT, hashSize(this.#algorithm)).slice();
+    const bytes = new Uint8Array(this.#sab!, DIGEST_AT, hashSize(this.#algorithm)).slice();
     this[Symbol.dispose]();
     return new Hash(this.#algorithm, bytes);
   }
 
   [Symbol.dispose](): void {
+    this.#releasePlain();
     if (!this.#worker) return;
     Atomics.store(this.#ctl, STATE, 2);
     Atomics.notify(this.#ctl, PRODUCED);
@@ -171,7 +193,28 @@ export class ParallelHasher implements Disposable {
   }
 
   #slot(index: number): Uint8Array {
-    return new Uint8Array(this.#sab, CONTROL_BYTES + index * SLOT_SIZE, SLOT_SIZE);
+    return new Uint8Array(this.#sab!, CONTROL_BYTES + index * SLOT_SIZE, SLOT_SIZE);
+  }
+
+  #plainBuffer(index: number): Uint8Array {
+    return this.#plain[index] ??= spareBuffers.pop() ?? new Uint8Array(SLOT_SIZE);
+  }
+
+  #releasePlain(): void {
+    for (const buffer of this.#plain.splice(0)) {
+      if (spareBuffers.length < 2) spareBuffers.push(buffer);
+    }
+    this.#first = undefined;
+  }
+
+  /** A second chunk arrived: moves the first into the shared ring, which is used from now on. */
+  #makeRing(): void {
+    this.#sab = new SharedArrayBuffer(ERROR_AT + ERROR_BYTES);
+    this.#ctl = new Int32Array(this.#sab, 0, LENGTHS + SLOTS);
+    const first = this.#first!;
+    this.#slot(0).set(first);
+    this.#releasePlain();
+    this.#commit(first.length);
   }
 
   #start(): void {
@@ -218,7 +261,7 @@ export class ParallelHasher implements Disposable {
 
   /** Throws the thread's error again here, as the class it had where Deno has it. */
   #rethrow(length: number): never {
-    const text = new TextDecoder().decode(new Uint8Array(this.#sab, ERROR_AT, length).slice());
+    const text = new TextDecoder().decode(new Uint8Array(this.#sab!, ERROR_AT, length).slice());
     const [name, message] = [text.slice(0, text.indexOf("\n")), text.slice(text.indexOf("\n") + 1)];
     this[Symbol.dispose]();
     const errors = Deno.errors as unknown as Record<string, ErrorConstructor | undefined>;

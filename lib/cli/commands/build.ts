@@ -2,7 +2,7 @@
 
 import { join } from "node:path";
 import { decodeDerivationBytes } from "../../derivation/mod.ts";
-import { probeSandbox } from "../../sandbox/mod.ts";
+import { probeSandbox, withElfDependencies } from "../../sandbox/mod.ts";
 import {
   buildLogDir,
   type BuildPlan,
@@ -225,7 +225,7 @@ async function resolveBuildSettings(
     logLines: settings.getInt("log-lines"),
     maxLogSize: settings.getInt("max-build-log-size"),
     sandbox,
-    sandboxPaths: settings.getList("sandbox-paths"),
+    sandboxPaths: withElfDependencies(settings.getList("sandbox-paths")),
     sandboxBuildDir: settings.get("sandbox-build-dir"),
     keepFailed: settings.getBool("keep-failed"),
     rounds: options.rounds,

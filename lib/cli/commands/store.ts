@@ -1,9 +1,10 @@
-/** `kiln store add|path-info`: put files into the local store and show what it knows of paths. */
+/** `kiln store add|path-info|sign`: add paths to the store, show and sign their metadata. */
 
 import { parseHashAlgorithm, parseStorePath } from "../../hashing/mod.ts";
 import { LocalStore, type PathInfo } from "../../store/mod.ts";
 import { parseCommandArgs, UsageError } from "../args.ts";
 import { type Command, printJson, printLines } from "../command.ts";
+import { signPaths, STORE_SIGN_USAGE } from "./store_sign.ts";
 
 const USAGE = `Usage:
   kiln store add [--name NAME] PATH...
@@ -17,6 +18,7 @@ const USAGE = `Usage:
       Text form, one line per path in aligned columns: PATH  NAR-SIZE  NAR-HASH (SRI).
       --json prints one object keyed by path, as current Nix's 'nix path-info --json': ca,
       deriver, narHash (SRI), narSize, references, registrationTime, signatures, ultimate
+${STORE_SIGN_USAGE}
 
 PATH for path-info is a store path itself (<store dir>/<hash>-<name>), not a file inside one
 nor a symlink to one. ALGO is md5, sha1, sha256 or sha512. NAME defaults to PATH's base name.`;
@@ -32,10 +34,12 @@ export const storeCommand: Command = {
         return await add(rest);
       case "path-info":
         return pathInfo(rest);
+      case "sign":
+        return signPaths(rest);
       default:
         throw new UsageError(
           sub === undefined
-            ? "kiln store needs a subcommand: add or path-info"
+            ? "kiln store needs a subcommand: add, path-info or sign"
             : `Unknown subcommand 'store ${sub}'`,
         );
     }

@@ -1,0 +1,91 @@
+/**
+ * Adds a store path from its NAR, as Nix's `LocalStore::addToStore(info, source)`: the NAR is
+ * unpacked, hashed and counted in one pass into a temporary name in the physical store dir, and
+ * only when its hash and size match `info` is it renamed into place and registered with `info`'s
+ * metadata. Anything that fails leaves the store as it was.
+ */
+
+import { makeTempPath, removeTree } from "./_temp.ts";
+import type { LocalStore, PathInfo } from "./local_store.ts";
+import { restoreNar } from "./nar_fs.ts";
+
+/** The NAR is not the one `info` describes: another hash, or another size. */
+export class NarMismatchError extends RangeError {
+  override name = "NarMismatchError";
+}
+
+/**
+ * Unpacks `nar` as `info.path` and registers it with `info`, unless the path is valid already
+ * (then returns false and reads nothing). Every reference but the path itself must be valid.
+ * Throws NarMismatchError when the NAR's hash or size differs from `info` (reading stops as soon
+ * as it is longer), and passes on the stream's own errors (truncation, corrupt data, abort).
+ */
+export async function importNar(
+  store: LocalStore,
+  info: PathInfo,
+  options: { nar: () => Promise<AsyncIterable<Uint8Array>>; signal?: AbortSignal },
+): Promise<boolean> {
+  if (store.isValidPath(info.path)) return false;
+  for (const reference of info.references) {
+    if (reference !== info.path && !store.isValidPath(reference)) {
+      throw new RangeError(`Cannot add '${info.path}': its reference '${reference}' is not valid`);
+    }
+  }
+  return await store.withPathLock([info.path], async () => {
+    if (store.isValidPath(info.path)) return false;
+    const dest = store.physicalPath(info.path);
+    const temp = makeTempPath(store.physicalPath(store.storeDir), baseName(info.path));
+    try {
+      const nar = limitNar(await options.nar(), info, options.signal);
+      const got = await restoreNar(nar, temp, { canonicalise: true });
+      if (!got.narHash.equals(info.narHash)) {
+        throw new NarMismatchError(
+          `NAR hash mismatch for '${info.path}': expected ${info.narHash.toString("sri")}, got ${
+            got.narHash.toString("sri")
+          }`,
+        );
+      }
+      if (got.narSize !== info.narSize) {
+        throw new NarMismatchError(
+          `NAR size mismatch for '${info.path}': expected ${info.narSize}, got ${got.narSize}`,
+        );
+      }
+      removeTree(dest); // an invalid path's file is garbage left by a crash
+      Deno.renameSync(temp, dest);
+      try {
+        store.registerValidPaths([info]);
+      } catch (e) {
+        removeTree(dest);
+        throw e;
+      }
+      return true;
+    } finally {
+      removeTree(temp);
+    }
+  });
+}
+
+/** Passes `nar` on, failing once it is longer than `info.narSize` or `signal` aborts. */
+async function* limitNar(
+  nar: AsyncIterable<Uint8Array>,
+  info: PathInfo,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<Uint8Array> {
+  let size = 0;
+  for await (const chunk of nar) {
+    signal?.throwIfAborted();
+    size += chunk.length;
+    if (size > info.narSize) {
+      // What fits goes first: the NAR parser must see this error, not a truncated NAR.
+      yield chunk.subarray(0, chunk.length - (size - info.narSize));
+      throw new NarMismatchError(
+        `NAR size mismatch for '${info.path}': expected ${info.narSize}, got more`,
+      );
+    }
+    yield chunk;
+  }
+}
+
+function baseName(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}

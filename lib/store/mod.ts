@@ -1,0 +1,9 @@
+/** The local store: its directory, its SQLite metadata, NAR to and from the file system. */
+
+export * from "./nar_fs.ts";
+export * from "./local_store.ts";
+export * from "./locks.ts";
+export * from "./metadata_db.ts";
+export * from "./import_nar.ts";
+export * from "./narinfo_cache.ts";
+export { pathExists, removeTree } from "./_temp.ts";

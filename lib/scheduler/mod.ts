@@ -7,3 +7,4 @@ export * from "./worker.ts";
 export * from "./plan.ts";
 export * from "./derivation_goal.ts";
 export * from "./watchdog.ts";
+export * from "./substitution_frontier.ts";

@@ -22,6 +22,7 @@ import { parseCommandArgs, UsageError } from "../args.ts";
 import { type Command, printJson, printLines, printStderr, warn } from "../command.ts";
 import type { Config, Settings } from "../config.ts";
 import { addDerivations } from "../_derivation_input.ts";
+import { substituteOutputs } from "../_substitute_step.ts";
 
 const USAGE = `Usage: kiln build [OPTIONS] INSTALLABLE...
 
@@ -41,6 +42,8 @@ Options (each also a setting, settable with --option NAME VALUE or in kiln.conf)
       --max-build-log-size B  kill a builder after B bytes of log
       --sandbox, --no-sandbox build in the bwrap sandbox, or not (setting: true|false|relaxed)
       --sandbox-paths "P[=HOST] ..."  host paths visible in the sandbox (default /bin/sh)
+      --substituters "URL ..."  binary caches to substitute outputs from, before building
+      --fallback              build what could not be substituted (else that is an error)
 Flags:
   -L, --print-build-logs      print builders' output, each line prefixed with '<name>> '
       --check                 rebuild valid derivations and compare (needs the sandbox)
@@ -48,6 +51,8 @@ Flags:
       --repair                rebuild outputs whose contents no longer match their hash
       --json                  print one result object per derivation instead of paths
   -o, --out-link PATH         make result symlinks PATH, PATH-dev ... (as nix-build)
+      --offline               do not consult substituters
+With --max-jobs 0 nothing is built locally: what is not substituted fails.
 Exit status as Nix: 100 build failure, +1 timeout, +2 hash mismatch, +4 check mismatch (104);
 1 for other errors. Logs: 'kiln log DRV'.`;
 
@@ -62,6 +67,7 @@ const SETTING_FLAGS: Record<string, string> = {
   "log-lines": "log-lines",
   "max-build-log-size": "max-build-log-size",
   "sandbox-paths": "sandbox-paths",
+  substituters: "substituters",
 };
 
 const OPTIONS = {
@@ -82,6 +88,9 @@ const OPTIONS = {
   repair: { type: "boolean" },
   json: { type: "boolean" },
   "out-link": { type: "string", short: "o" },
+  substituters: { type: "string" },
+  fallback: { type: "boolean" },
+  offline: { type: "boolean" },
 } as const;
 
 export const buildCommand: Command = {
@@ -108,7 +117,19 @@ async function run(args: string[]): Promise<number> {
   const store = LocalStore.open(config);
   try {
     const targets = await readInstallables(store, positionals);
-    const plan = planBuild(store, targets, { check: values.check, repair: values.repair });
+    const planOptions = { check: values.check, repair: values.repair };
+    let plan = planBuild(store, targets, planOptions);
+    if (!values.offline && !values.check && !values.repair) {
+      const failed = await substituteOutputs(store, config, plan, new AbortController().signal);
+      for (const result of failed) {
+        if (result.status === "failed") printStderr(`error: ${result.message}`);
+      }
+      if (failed.length > 0 && !(values.fallback || settings.getBool("fallback"))) {
+        printStderr("error: some substitutes failed; use --fallback to build them instead");
+        return 1;
+      }
+      plan = planBuild(store, targets, planOptions);
+    }
     const toBuild = plan.roots.filter((p, i) =>
       !plan.graph.get(p)!.valid && plan.roots.indexOf(p) === i
     );

@@ -1,0 +1,48 @@
+/**
+ * Which outputs to substitute before building (Nix's `queryMissing`): walking down from the
+ * targets, a derivation to build whose wanted, invalid outputs all have substitutes is
+ * substituted instead of built, and its inputs are not visited, so nothing below it is built or
+ * fetched for its sake.
+ */
+
+import type { BuildPlan } from "./plan.ts";
+
+/** The wanted outputs not yet valid of every derivation of `plan` that is to be built. */
+export function missingOutputs(plan: BuildPlan): string[] {
+  const paths = new Set<string>();
+  for (const planned of plan.derivations.values()) {
+    for (const name of planned.wanted) {
+      if (!planned.valid.has(name)) paths.add(planned.outputPaths.get(name)!);
+    }
+  }
+  return [...paths].sort();
+}
+
+/**
+ * The output paths to substitute: those of the topmost derivations (seen from the targets) whose
+ * missing outputs are all `substitutable`.
+ */
+export function substitutionFrontier(
+  plan: BuildPlan,
+  substitutable: (path: string) => boolean,
+): string[] {
+  const frontier = new Set<string>();
+  const seen = new Set<string>();
+  const stack = [...plan.targets];
+  while (stack.length > 0) {
+    const drvPath = stack.pop()!;
+    if (seen.has(drvPath)) continue;
+    seen.add(drvPath);
+    const node = plan.graph.get(drvPath);
+    const planned = plan.derivations.get(drvPath);
+    if (node === undefined || planned === undefined || node.valid) continue;
+    const missing = [...planned.wanted].filter((name) => !planned.valid.has(name))
+      .map((name) => planned.outputPaths.get(name)!);
+    if (!planned.check && missing.length > 0 && missing.every(substitutable)) {
+      for (const path of missing) frontier.add(path);
+    } else {
+      stack.push(...node.dependencies);
+    }
+  }
+  return [...frontier].sort();
+}

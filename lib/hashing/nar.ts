@@ -423,7 +423,11 @@ interface _OpenDirectory {
 export async function* parseNar(source: AsyncIterable<Uint8Array>): AsyncGenerator<NarEvent> {
   const r = new _ByteReader(source);
   try {
-    const magic = await readToken(r, 64, "magic").catch(() => undefined);
+    // A short or oversized first token is a bad magic too; a failing source keeps its own error.
+    const magic = await readToken(r, 64, "magic").catch((e) => {
+      if (e instanceof NarSyntaxError) return undefined;
+      throw e;
+    });
     if (!magic || lossy.decode(magic) !== NAR_MAGIC) {
       throw new NarSyntaxError("Input is not a Nix archive (bad magic)", 0);
     }

@@ -5,6 +5,7 @@
  */
 
 import { dirname } from "node:path";
+import { gzipSync } from "node:zlib";
 
 /**
  * Nix's line assembly, on bytes: `\r` moves the write position back to the start of the current
@@ -140,28 +141,65 @@ export function filterAnsiEscapes(
 /** The extension of kiln's build logs: gzip, as node:zlib and Web Streams have no bzip2. */
 export const LOG_FILE_EXTENSION = ".gz";
 
+/** Logs up to this size are kept in memory and compressed in one go when they end. */
+const LOG_BUFFER_BYTES = 1 << 16;
+
 /**
  * Opens a gzip-compressed log file (parent directories created) as a byte sink. Nix writes
  * bzip2 (`<drv>.bz2`); kiln writes gzip (`<drv>.gz`), which `zcat` and `nix log`-like readers
- * can stream.
+ * can stream. A small log (most builds) is written whole when the sink closes; once it passes
+ * 64 KiB it is streamed through a CompressionStream instead.
  */
-export async function openCompressedLog(path: string): Promise<WritableStream<Uint8Array>> {
-  await Deno.mkdir(dirname(path), { recursive: true });
-  const file = await Deno.open(path, { write: true, create: true, truncate: true });
-  const gzip = new CompressionStream("gzip");
-  const done = gzip.readable.pipeTo(file.writable);
-  const writer = gzip.writable.getWriter();
-  return new WritableStream({
-    write: (chunk) => writer.write(chunk as Uint8Array<ArrayBuffer>),
-    close: async () => {
-      await writer.close();
-      await done;
-    },
-    abort: async (reason) => {
-      await writer.abort(reason);
-      await done.catch(() => {});
-    },
-  });
+export function openCompressedLog(path: string): Promise<WritableStream<Uint8Array>> {
+  let buffered: Uint8Array[] = [];
+  let size = 0;
+  let streaming:
+    | { writer: WritableStreamDefaultWriter<BufferSource>; done: Promise<void> }
+    | undefined;
+  const startStreaming = async () => {
+    Deno.mkdirSync(dirname(path), { recursive: true });
+    const file = await Deno.open(path, { write: true, create: true, truncate: true });
+    const gzip = new CompressionStream("gzip");
+    const writer = gzip.writable.getWriter();
+    streaming = { writer, done: gzip.readable.pipeTo(file.writable) };
+    for (const chunk of buffered.splice(0)) await writer.write(chunk as Uint8Array<ArrayBuffer>);
+  };
+  return Promise.resolve(
+    new WritableStream({
+      write: async (chunk) => {
+        if (streaming) return await streaming.writer.write(chunk as Uint8Array<ArrayBuffer>);
+        buffered.push(chunk.slice());
+        size += chunk.length;
+        if (size > LOG_BUFFER_BYTES) await startStreaming();
+      },
+      close: async () => {
+        if (streaming) {
+          await streaming.writer.close();
+          await streaming.done;
+          return;
+        }
+        Deno.mkdirSync(dirname(path), { recursive: true });
+        Deno.writeFileSync(path, gzipSync(concatBytes(buffered, size)));
+      },
+      abort: async (reason) => {
+        buffered = [];
+        if (!streaming) return;
+        await streaming.writer.abort(reason);
+        await streaming.done.catch(() => {});
+      },
+    }),
+  );
+}
+
+function concatBytes(chunks: readonly Uint8Array[], size: number): Uint8Array {
+  if (chunks.length === 1) return chunks[0];
+  const all = new Uint8Array(size);
+  let offset = 0;
+  for (const chunk of chunks) {
+    all.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return all;
 }
 
 export interface BuildLogOptions {
@@ -198,44 +236,40 @@ export async function pumpBuildLog(
   options: BuildLogOptions,
 ): Promise<BuildLogSummary> {
   const tail = new LogTail(options.logLines);
+  const splitter = new LogLineSplitter();
+  const logWriter = options.logFile?.getWriter();
+  const take = (lines: string[]) => {
+    for (const line of lines) {
+      tail.push(line);
+      options.onLine?.(line);
+    }
+  };
   let bytes = 0;
   let limitExceeded = false;
-  const meter = new TransformStream<Uint8Array, Uint8Array>({
-    transform(chunk, controller) {
+  // A plain read loop: a chain of TransformStreams costs more than the work for small logs.
+  const reader = output.getReader();
+  try {
+    for (let read = await reader.read(); !read.done; read = await reader.read()) {
+      const chunk = read.value;
       options.onChunk?.();
       bytes += chunk.length;
       if (options.maxLogSize && bytes > options.maxLogSize) {
         limitExceeded = true;
         options.onLogLimit?.();
-        controller.terminate();
-        return;
+        await reader.cancel();
+        break;
       }
-      controller.enqueue(chunk);
-    },
-  });
-  // One chain, no tee: a failing log file errors the whole pipe instead of stalling one branch.
-  const logWriter = options.logFile?.getWriter();
-  const toLogFile = new TransformStream<Uint8Array, Uint8Array>({
-    async transform(chunk, controller) {
       await logWriter?.write(chunk);
-      controller.enqueue(chunk);
-    },
-    async flush() {
-      await logWriter?.close();
-    },
-  });
-  try {
-    await output.pipeThrough(meter).pipeThrough(toLogFile).pipeThrough(splitLogLines()).pipeTo(
-      new WritableStream({
-        write(line) {
-          tail.push(line);
-          options.onLine?.(line);
-        },
-      }),
-    );
+      take(splitter.push(chunk));
+    }
+    await logWriter?.close();
+    take(splitter.flush());
   } catch (error) {
+    await reader.cancel(error).catch(() => {});
     await logWriter?.abort(error).catch(() => {});
     throw error;
+  } finally {
+    reader.releaseLock();
   }
   return { bytes, tail: tail.lines, limitExceeded };
 }

@@ -2,21 +2,23 @@
  * Starting builders (the only place kiln spawns one) and supervising them: the output pipe, the
  * two clocks (`timeout`, `max-silent-time`), `max-build-log-size` and cancellation.
  *
- * Every builder is started through a small `/bin/sh` wrapper that
- * - sends stderr into the stdout pipe (`exec 2>&1`), so both reach one pipe in order, as Nix's
- *   single log pipe does;
- * - turns core dumps off (`ulimit -S -c 0`: soft limit 0, hard limit kept, as Nix does);
- * - then `exec`s `env -i NAME=VALUE... builder` (or bwrap for a sandboxed build): the
- *   environment travels as arguments because sh would drop names that are not shell names
+ * A builder runs in its own session and process group (so killing the tree reaches every
+ * descendant, see `_process_tree.ts`), with stdout and stderr on one pipe in order (as Nix's
+ * single log pipe), stdin `/dev/null`, core dumps off (soft limit 0, hard limit kept, as Nix
+ * does) and exactly the given environment. Two launchers provide that:
+ * - `libc` (the default where this process may use FFI with glibc): `posix_spawn` with
+ *   `POSIX_SPAWN_SETSID`, one exec (see `_libc_spawn.ts`);
+ * - `wrapper` (anywhere): util-linux `setsid` (or Deno's `detached`) runs `/bin/sh -c 'exec
+ *   2>&1; ulimit -S -c 0; exec /usr/bin/env -i NAME=VALUE... builder'`: three execs, the
+ *   environment travelling as arguments because sh would drop names that are not shell names
  *   (`enable-foo`) and rewrite PWD, IFS, OPTIND and PPID.
- * The wrapper runs under util-linux `setsid` (or Deno's `detached`, which also calls setsid), so
- * the builder leads its own session and process group, and killing the tree reaches every descendant (see `_process_tree.ts`); in the sandbox
- * bwrap's `--die-with-parent` and PID namespace take the rest down with it.
+ * In the sandbox bwrap's `--die-with-parent` and PID namespace take the rest down with it.
  */
 
 import { bwrapArgs, type BwrapConfig, findBwrap } from "./bwrap.ts";
 import { type BuildLogOptions, pumpBuildLog } from "./log_lines.ts";
 import { killProcessGroup, killProcessTree } from "./_process_tree.ts";
+import { libcSpawn, libcSpawnAvailable } from "./_libc_spawn.ts";
 
 export interface SpawnBuilderOptions {
   /** The builder executable (absolute path: no PATH search is done). */
@@ -30,6 +32,8 @@ export interface SpawnBuilderOptions {
   sandbox?: BwrapConfig;
   /** Aborting kills the process tree. */
   signal?: AbortSignal;
+  /** How to start it (see the module comment); default `libc` where available, else `wrapper`. */
+  launcher?: "libc" | "wrapper";
 }
 
 /** How the builder ended: an exit code, or the signal that killed it. */
@@ -70,7 +74,7 @@ function findSetsid(): string | undefined {
   return setsidPath;
 }
 
-/** Starts a builder. Throws (a Deno error) only if the wrapper itself cannot be started. */
+/** Starts a builder. Throws (a Deno error) only if it cannot be started at all. */
 export function spawnBuilder(options: SpawnBuilderOptions): BuilderHandle {
   let argv = [options.program, ...options.args];
   if (options.sandbox) {
@@ -80,21 +84,14 @@ export function spawnBuilder(options: SpawnBuilderOptions): BuilderHandle {
     }
     argv = [bwrap, ...bwrapArgs(options.sandbox), "--", ...argv];
   } else if (options.program.includes("=")) {
-    // env(1) would take it for a variable assignment.
+    // env(1) of the wrapper would take it for a variable assignment.
     throw new TypeError(`Builder '${options.program}' contains '=': run it in the sandbox`);
   }
-  const assignments = Object.entries(options.env).map(([k, v]) => `${k}=${v}`);
-  const wrapper = ["/bin/sh", "-c", WRAPPER_SCRIPT, "kiln-builder", ...assignments, ...argv];
-  const setsid = findSetsid();
-  const child = new Deno.Command(setsid ?? wrapper[0], {
-    args: setsid ? wrapper : wrapper.slice(1),
-    cwd: options.sandbox ? options.sandbox.buildDir : options.cwd,
-    clearEnv: true,
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-    detached: setsid === undefined,
-  }).spawn();
+  const cwd = options.sandbox ? options.sandbox.buildDir : options.cwd;
+  const launcher = options.launcher ?? (libcSpawnAvailable() ? "libc" : "wrapper");
+  const child = launcher === "libc"
+    ? libcSpawn(argv, options.env, cwd)
+    : spawnWrapped(argv, options.env, cwd);
   const pid = child.pid;
   let exited = false;
   const onAbort = () => void kill();
@@ -102,7 +99,7 @@ export function spawnBuilder(options: SpawnBuilderOptions): BuilderHandle {
     exited = true;
     options.signal?.removeEventListener("abort", onAbort);
     killProcessGroup(pid);
-    return { code: s.signal === null ? s.code : null, signal: s.signal };
+    return s;
   });
   const kill = async () => {
     if (!exited) killProcessTree(pid);
@@ -110,7 +107,7 @@ export function spawnBuilder(options: SpawnBuilderOptions): BuilderHandle {
   };
   if (options.signal?.aborted) onAbort();
   else options.signal?.addEventListener("abort", onAbort, { once: true });
-  const output = child.stdout;
+  const output = child.output;
   return {
     pid,
     output,
@@ -120,6 +117,34 @@ export function spawnBuilder(options: SpawnBuilderOptions): BuilderHandle {
       await kill();
       if (!output.locked) await output.cancel();
     },
+  };
+}
+
+/** The `wrapper` launcher: Deno.Command running setsid, sh and env. */
+function spawnWrapped(
+  argv: string[],
+  env: Record<string, string>,
+  cwd: string,
+): { pid: number; output: ReadableStream<Uint8Array>; status: Promise<BuilderStatus> } {
+  const assignments = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+  const wrapper = ["/bin/sh", "-c", WRAPPER_SCRIPT, "kiln-builder", ...assignments, ...argv];
+  const setsid = findSetsid();
+  const child = new Deno.Command(setsid ?? wrapper[0], {
+    args: setsid ? wrapper : wrapper.slice(1),
+    cwd,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+    detached: setsid === undefined,
+  }).spawn();
+  return {
+    pid: child.pid,
+    output: child.stdout,
+    status: child.status.then((s) => ({
+      code: s.signal === null ? s.code : null,
+      signal: s.signal,
+    })),
   };
 }
 

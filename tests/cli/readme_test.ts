@@ -15,7 +15,9 @@ Deno.test("README documents every command", () => {
 
 Deno.test("README's settings table lists every setting with its default", () => {
   for (const setting of SETTINGS) {
-    const row = README.split("\n").find((line) => line.startsWith(`| \`${setting.name}\` |`));
+    const row = README.split("\n").find((line) =>
+      line.replace(/\s+/g, " ").startsWith(`| \`${setting.name}\` |`)
+    );
     assert(row !== undefined, `README has no settings row for '${setting.name}'`);
     const shownDefault = setting.default === "" ? "(empty)" : `\`${setting.default}\``;
     assert(row.includes(shownDefault), `README's row for '${setting.name}' lacks ${shownDefault}`);

@@ -88,6 +88,23 @@ Deno.test("pumpBuildLog() writes the compressed log and feeds the tail and the p
   }
 });
 
+Deno.test("openCompressedLog() streams a log once it outgrows its memory buffer", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const path = join(dir, "drvs", "ab", "big.drv" + LOG_FILE_EXTENSION);
+    const line = "0123456789".repeat(10) + "\n";
+    const chunks = Array.from({ length: 2000 }, (_, i) => `${i} ${line}`);
+    const summary = await pumpBuildLog(streamOf(...chunks), {
+      logLines: 1,
+      logFile: await openCompressedLog(path),
+    });
+    assertEquals(summary.tail, [`1999 ${line.trimEnd()}`]);
+    assertEquals(new TextDecoder().decode(gunzipSync(Deno.readFileSync(path))), chunks.join(""));
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("pumpBuildLog() stops at the size limit without logging the chunk that passed it", async () => {
   let limits = 0;
   const lines: string[] = [];

@@ -2,169 +2,186 @@ import { runBuilder, spawnBuilder } from "../../lib/sandbox/mod.ts";
 import { assert, assertEquals, assertThrows } from "../_assert.ts";
 import { isRunning, readLines, readText, waitUntilGone } from "./_process.ts";
 
-function sh(script: string, env: Record<string, string> = {}) {
-  return { program: "/bin/sh", args: ["-c", script], env, cwd: "/" };
-}
+const LAUNCHERS = ["libc", "wrapper"] as const;
 
-Deno.test("spawnBuilder() gives stdout and stderr as one stream, in order", async () => {
-  await using handle = spawnBuilder(sh("echo a; echo b >&2; echo c; echo d >&2"));
-  assertEquals(await readText(handle.output), "a\nb\nc\nd\n");
-  assertEquals(await handle.status, { code: 0, signal: null });
-});
+for (const launcher of LAUNCHERS) {
+  // The default launcher keeps the plain test names.
+  const suffix = launcher === "libc" ? "" : " (wrapper launcher)";
+  const sh = (script: string, env: Record<string, string> = {}) => ({
+    program: "/bin/sh",
+    args: ["-c", script],
+    env,
+    cwd: "/",
+    launcher,
+  });
 
-Deno.test("spawnBuilder() passes exactly the given environment", async () => {
-  const dir = Deno.makeTempDirSync();
-  try {
-    const env = { A: "1", "not-a-name": "x y", PWD: dir, MULTI: "a\nb" };
-    await using handle = spawnBuilder({ program: "/usr/bin/env", args: ["-0"], env, cwd: dir });
-    const text = await readText(handle.output);
-    const seen = Object.fromEntries(
-      text.split("\0").filter((e) => e !== "").map((
-        e,
-      ) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]),
-    );
-    assertEquals(seen, env);
-    await using bare = spawnBuilder({
-      program: "/usr/bin/env",
-      args: [],
-      env: { A: "1" },
-      cwd: dir,
-    });
-    assertEquals(await readText(bare.output), "A=1\n");
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-});
+  Deno.test(`spawnBuilder() gives stdout and stderr as one stream, in order${suffix}`, async () => {
+    await using handle = spawnBuilder(sh("echo a; echo b >&2; echo c; echo d >&2"));
+    assertEquals(await readText(handle.output), "a\nb\nc\nd\n");
+    assertEquals(await handle.status, { code: 0, signal: null });
+  });
 
-Deno.test("spawnBuilder() runs with stdin /dev/null, no core dumps, in its own session", async () => {
-  const dir = Deno.makeTempDirSync();
-  try {
+  Deno.test(`spawnBuilder() passes exactly the given environment${suffix}`, async () => {
+    const dir = Deno.makeTempDirSync();
+    try {
+      const env = { A: "1", "not-a-name": "x y", PWD: dir, MULTI: "a\nb" };
+      await using handle = spawnBuilder({
+        program: "/usr/bin/env",
+        args: ["-0"],
+        env,
+        cwd: dir,
+        launcher,
+      });
+      const text = await readText(handle.output);
+      const seen = Object.fromEntries(
+        text.split("\0").filter((e) => e !== "").map((
+          e,
+        ) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]),
+      );
+      assertEquals(seen, env);
+      await using bare = spawnBuilder({
+        program: "/usr/bin/env",
+        args: [],
+        env: { A: "1" },
+        cwd: dir,
+        launcher,
+      });
+      assertEquals(await readText(bare.output), "A=1\n");
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  });
+
+  Deno.test(`spawnBuilder() runs with stdin /dev/null, no core dumps, in its own session${suffix}`, async () => {
+    const dir = Deno.makeTempDirSync();
+    try {
+      await using handle = spawnBuilder({
+        ...sh("readlink /proc/self/fd/0; ulimit -S -c; pwd; cut -d' ' -f1,6 /proc/$$/stat", {
+          PATH: "/usr/bin:/bin",
+        }),
+        cwd: dir,
+      });
+      const [stdin, core, cwd, session] = (await readText(handle.output)).split("\n");
+      assertEquals(stdin, "/dev/null");
+      assertEquals(core, "0");
+      assertEquals(cwd, dir);
+      assertEquals(session, `${handle.pid} ${handle.pid}`);
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
+  });
+
+  Deno.test(`spawnBuilder() reports the signal that killed the builder${suffix}`, async () => {
+    await using handle = spawnBuilder(sh("kill -TERM $$"));
+    assertEquals(await handle.status, { code: null, signal: "SIGTERM" });
+    await using failing = spawnBuilder(sh("exit 3"));
+    assertEquals(await failing.status, { code: 3, signal: null });
+  });
+
+  Deno.test(`kill() leaves no grandchild running, in or out of the process group${suffix}`, async () => {
+    const script = "sleep 1000 & echo $!; setsid sleep 1000 & echo $!; " +
+      "(trap '' TERM HUP; exec sleep 1000) & echo $!; wait";
+    await using handle = spawnBuilder(sh(script, { PATH: "/usr/bin:/bin" }));
+    const reader = handle.output.getReader();
+    const pids = (await readLines(reader, 3)).map(Number);
+    assert(pids.every(isRunning), "the sleeps run before the kill");
+    await handle.kill();
+    assertEquals(await handle.status, { code: null, signal: "SIGKILL" });
+    assertEquals(await waitUntilGone(pids), []);
+    assertEquals((await reader.read()).done, true);
+  });
+
+  Deno.test(`spawnBuilder() kills what the builder left behind when it exits${suffix}`, async () => {
+    await using handle = spawnBuilder(sh("sleep 1000 & echo $!", { PATH: "/usr/bin:/bin" }));
+    const [pid] = (await readText(handle.output)).split("\n").map(Number);
+    assertEquals(await handle.status, { code: 0, signal: null });
+    assertEquals(await waitUntilGone([pid]), []);
+  });
+
+  Deno.test(`spawnBuilder() kills the tree when its signal aborts${suffix}`, async () => {
+    const controller = new AbortController();
     await using handle = spawnBuilder({
-      ...sh("readlink /proc/self/fd/0; ulimit -S -c; pwd; cut -d' ' -f1,6 /proc/$$/stat", {
-        PATH: "/usr/bin:/bin",
-      }),
-      cwd: dir,
+      ...sh("sleep 1000 & echo $!; wait", { PATH: "/usr/bin:/bin" }),
+      signal: controller.signal,
     });
-    const [stdin, core, cwd, session] = (await readText(handle.output)).split("\n");
-    assertEquals(stdin, "/dev/null");
-    assertEquals(core, "0");
-    assertEquals(cwd, dir);
-    assertEquals(session, `${handle.pid} ${handle.pid}`);
-  } finally {
-    Deno.removeSync(dir, { recursive: true });
-  }
-});
-
-Deno.test("spawnBuilder() reports the signal that killed the builder", async () => {
-  await using handle = spawnBuilder(sh("kill -TERM $$"));
-  assertEquals(await handle.status, { code: null, signal: "SIGTERM" });
-  await using failing = spawnBuilder(sh("exit 3"));
-  assertEquals(await failing.status, { code: 3, signal: null });
-});
-
-Deno.test("kill() leaves no grandchild running, in or out of the process group", async () => {
-  const script = "sleep 1000 & echo $!; setsid sleep 1000 & echo $!; " +
-    "(trap '' TERM HUP; exec sleep 1000) & echo $!; wait";
-  await using handle = spawnBuilder(sh(script, { PATH: "/usr/bin:/bin" }));
-  const reader = handle.output.getReader();
-  const pids = (await readLines(reader, 3)).map(Number);
-  assert(pids.every(isRunning), "the sleeps run before the kill");
-  await handle.kill();
-  assertEquals(await handle.status, { code: null, signal: "SIGKILL" });
-  assertEquals(await waitUntilGone(pids), []);
-  assertEquals((await reader.read()).done, true);
-});
-
-Deno.test("spawnBuilder() kills what the builder left behind when it exits", async () => {
-  await using handle = spawnBuilder(sh("sleep 1000 & echo $!", { PATH: "/usr/bin:/bin" }));
-  const [pid] = (await readText(handle.output)).split("\n").map(Number);
-  assertEquals(await handle.status, { code: 0, signal: null });
-  assertEquals(await waitUntilGone([pid]), []);
-});
-
-Deno.test("spawnBuilder() kills the tree when its signal aborts", async () => {
-  const controller = new AbortController();
-  await using handle = spawnBuilder({
-    ...sh("sleep 1000 & echo $!; wait", { PATH: "/usr/bin:/bin" }),
-    signal: controller.signal,
+    const reader = handle.output.getReader();
+    const [pid] = (await readLines(reader, 1)).map(Number);
+    controller.abort();
+    assertEquals((await handle.status).signal, "SIGKILL");
+    assertEquals(await waitUntilGone([pid]), []);
+    reader.releaseLock();
   });
-  const reader = handle.output.getReader();
-  const [pid] = (await readLines(reader, 1)).map(Number);
-  controller.abort();
-  assertEquals((await handle.status).signal, "SIGKILL");
-  assertEquals(await waitUntilGone([pid]), []);
-  reader.releaseLock();
-});
 
-Deno.test("spawnBuilder() disposal kills a builder still running", async () => {
-  let pid = 0;
-  {
-    await using handle = spawnBuilder(sh("sleep 1000"));
-    pid = handle.pid;
-  }
-  assertEquals(await waitUntilGone([pid]), []);
-});
-
-Deno.test("runBuilder() returns the exit code and the log tail", async () => {
-  const lines: string[] = [];
-  const result = await runBuilder({
-    ...sh("for i in 1 2 3 4 5; do echo line $i; done; printf 'a\\rb'; exit 2"),
-    logLines: 3,
-    onLine: (l) => lines.push(l),
+  Deno.test(`spawnBuilder() disposal kills a builder still running${suffix}`, async () => {
+    let pid = 0;
+    {
+      await using handle = spawnBuilder(sh("sleep 1000"));
+      pid = handle.pid;
+    }
+    assertEquals(await waitUntilGone([pid]), []);
   });
-  assertEquals(result.outcome, { kind: "exited", code: 2 });
-  assertEquals(result.tail, ["line 4", "line 5", "b"]);
-  assertEquals(lines.length, 6);
-  assertEquals(result.logBytes, 38);
-});
 
-Deno.test("runBuilder() stops a builder at its timeout", async () => {
-  const result = await runBuilder({
-    ...sh("echo start; exec sleep 10"),
-    logLines: 10,
-    timeout: 0.3,
+  Deno.test(`runBuilder() returns the exit code and the log tail${suffix}`, async () => {
+    const lines: string[] = [];
+    const result = await runBuilder({
+      ...sh("for i in 1 2 3 4 5; do echo line $i; done; printf 'a\\rb'; exit 2"),
+      logLines: 3,
+      onLine: (l) => lines.push(l),
+    });
+    assertEquals(result.outcome, { kind: "exited", code: 2 });
+    assertEquals(result.tail, ["line 4", "line 5", "b"]);
+    assertEquals(lines.length, 6);
+    assertEquals(result.logBytes, 38);
   });
-  assertEquals(result.outcome, { kind: "timed-out" });
-  assertEquals(result.tail, ["start"]);
-});
 
-Deno.test("runBuilder() stops a silent builder, not a chatty one", async () => {
-  const silent = await runBuilder({
-    ...sh("echo start; exec sleep 10"),
-    logLines: 10,
-    maxSilentTime: 0.3,
-    timeout: 5,
+  Deno.test(`runBuilder() stops a builder at its timeout${suffix}`, async () => {
+    const result = await runBuilder({
+      ...sh("echo start; exec sleep 10"),
+      logLines: 10,
+      timeout: 0.3,
+    });
+    assertEquals(result.outcome, { kind: "timed-out" });
+    assertEquals(result.tail, ["start"]);
   });
-  assertEquals(silent.outcome, { kind: "silent-timeout" });
-  const chatty = await runBuilder({
-    ...sh("for i in 1 2 3 4 5 6; do echo $i; sleep 0.1; done", { PATH: "/usr/bin:/bin" }),
-    logLines: 10,
-    maxSilentTime: 0.4,
-  });
-  assertEquals(chatty.outcome, { kind: "exited", code: 0 });
-});
 
-Deno.test("runBuilder() stops a builder past the log size limit", async () => {
-  const result = await runBuilder({
-    ...sh("exec yes", { PATH: "/usr/bin:/bin" }),
-    logLines: 10,
-    maxLogSize: 100_000,
+  Deno.test(`runBuilder() stops a silent builder, not a chatty one${suffix}`, async () => {
+    const silent = await runBuilder({
+      ...sh("echo start; exec sleep 10"),
+      logLines: 10,
+      maxSilentTime: 0.3,
+      timeout: 5,
+    });
+    assertEquals(silent.outcome, { kind: "silent-timeout" });
+    const chatty = await runBuilder({
+      ...sh("for i in 1 2 3 4 5 6; do echo $i; sleep 0.1; done", { PATH: "/usr/bin:/bin" }),
+      logLines: 10,
+      maxSilentTime: 0.4,
+    });
+    assertEquals(chatty.outcome, { kind: "exited", code: 0 });
   });
-  assertEquals(result.outcome, { kind: "log-limit" });
-  assert(result.logBytes > 100_000);
-});
 
-Deno.test("runBuilder() reports cancellation", async () => {
-  const controller = new AbortController();
-  const run = runBuilder({
-    ...sh("echo go; exec sleep 10"),
-    logLines: 10,
-    signal: controller.signal,
-    onLine: () => controller.abort(),
+  Deno.test(`runBuilder() stops a builder past the log size limit${suffix}`, async () => {
+    const result = await runBuilder({
+      ...sh("exec yes", { PATH: "/usr/bin:/bin" }),
+      logLines: 10,
+      maxLogSize: 100_000,
+    });
+    assertEquals(result.outcome, { kind: "log-limit" });
+    assert(result.logBytes > 100_000);
   });
-  assertEquals((await run).outcome, { kind: "cancelled" });
-});
 
-Deno.test("spawnBuilder() refuses an unsandboxed builder path holding '='", () => {
-  assertThrows(() => spawnBuilder({ ...sh("x"), program: "/a=b/sh" }), TypeError, "contains '='");
-});
+  Deno.test(`runBuilder() reports cancellation${suffix}`, async () => {
+    const controller = new AbortController();
+    const run = runBuilder({
+      ...sh("echo go; exec sleep 10"),
+      logLines: 10,
+      signal: controller.signal,
+      onLine: () => controller.abort(),
+    });
+    assertEquals((await run).outcome, { kind: "cancelled" });
+  });
+
+  Deno.test(`spawnBuilder() refuses an unsandboxed builder path holding '='${suffix}`, () => {
+    assertThrows(() => spawnBuilder({ ...sh("x"), program: "/a=b/sh" }), TypeError, "contains '='");
+  });
+}

@@ -1,16 +1,12 @@
 /** Runs `main.ts` as a user would, each test in its own temporary store. */
 
 import { join } from "node:path";
+import { type ProcessResult, removeStoreTree, runProcess } from "./_process.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
 /** What a kiln run printed and returned. */
-export interface KilnResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-  bytes: Uint8Array;
-}
+export type KilnResult = ProcessResult;
 
 /** A private kiln store: `storeDir` is logical, the files live under `root`. */
 export class KilnStore {
@@ -33,28 +29,9 @@ export class KilnStore {
   }
 
   /** Runs kiln with `args`, feeding `stdin` when given. */
-  async run(args: string[], stdin?: Uint8Array | string): Promise<KilnResult> {
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-all", "--quiet", MAIN, ...args],
-      env: this.env,
-      stdin: stdin === undefined ? "null" : "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const feed = async () => {
-      if (stdin === undefined) return;
-      const w = child.stdin.getWriter();
-      await w.write(typeof stdin === "string" ? new TextEncoder().encode(stdin) : stdin);
-      await w.close();
-    };
-    // Feed and drain together: a child that writes before it has read all of stdin must not block.
-    const [, out] = await Promise.all([feed(), child.output()]);
-    return {
-      code: out.code,
-      stdout: new TextDecoder().decode(out.stdout),
-      stderr: new TextDecoder().decode(out.stderr),
-      bytes: out.stdout,
-    };
+  run(args: string[], stdin?: Uint8Array | string): Promise<KilnResult> {
+    const kilnArgs = ["run", "--allow-all", "--quiet", MAIN, ...args];
+    return runProcess(Deno.execPath(), kilnArgs, { env: this.env, stdin });
   }
 
   /** Runs kiln and returns its stdout, throwing with its stderr when it fails. */
@@ -65,7 +42,6 @@ export class KilnStore {
   }
 
   cleanup(): void {
-    new Deno.Command("chmod", { args: ["-R", "u+w", this.root] }).outputSync();
-    Deno.removeSync(this.root, { recursive: true });
+    removeStoreTree(this.root);
   }
 }

@@ -5,6 +5,7 @@
  */
 
 import { join } from "node:path";
+import { type ProcessResult, removeStoreTree, runProcess } from "./_process.ts";
 
 /** Whether `nix-store` runs here. */
 export const nixAvailable: boolean = (() => {
@@ -46,37 +47,12 @@ export class NixSandbox {
   }
 
   /** Runs a Nix command and returns its status and output, failing or not. */
-  async runRaw(
-    cmd: string,
-    args: string[],
-    stdin?: Uint8Array | string,
-  ): Promise<{ code: number; stdout: string; stderr: string; bytes: Uint8Array }> {
-    const child = new Deno.Command(cmd, {
-      args,
-      env: this.env,
-      stdin: stdin === undefined ? "null" : "piped",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const feed = async () => {
-      if (stdin === undefined) return;
-      const w = child.stdin.getWriter();
-      await w.write(typeof stdin === "string" ? new TextEncoder().encode(stdin) : stdin);
-      await w.close();
-    };
-    // Feed and drain together: a child that writes before it has read all of stdin must not block.
-    const [, out] = await Promise.all([feed(), child.output()]);
-    return {
-      code: out.code,
-      stdout: new TextDecoder().decode(out.stdout),
-      stderr: new TextDecoder().decode(out.stderr),
-      bytes: out.stdout,
-    };
+  runRaw(cmd: string, args: string[], stdin?: Uint8Array | string): Promise<ProcessResult> {
+    return runProcess(cmd, args, { env: this.env, stdin });
   }
 
   /** Removes the store (Nix makes it read-only first). */
   cleanup(): void {
-    new Deno.Command("chmod", { args: ["-R", "u+w", this.root] }).outputSync();
-    Deno.removeSync(this.root, { recursive: true });
+    removeStoreTree(this.root);
   }
 }

@@ -77,3 +77,24 @@ export function parseCommandArgs<O extends OptionSpecs>(
     config: () => config ??= resolveConfig(flags, env),
   };
 }
+
+/** A verb's subcommands by name, each taking the arguments after its name. */
+export type Subcommands = Record<string, (args: string[]) => number | Promise<number>>;
+
+/** Runs subcommand `args[0]` of `verb`; a missing or unknown one is a UsageError naming them. */
+export async function runSubcommand(
+  verb: string,
+  args: string[],
+  subcommands: Subcommands,
+): Promise<number> {
+  const [sub, ...rest] = args;
+  const names = Object.keys(subcommands);
+  if (sub === undefined) {
+    const list = names.length > 1
+      ? `${names.slice(0, -1).join(", ")} or ${names.at(-1)}`
+      : names.join("");
+    throw new UsageError(`kiln ${verb} needs a subcommand: ${list}`);
+  }
+  if (!Object.hasOwn(subcommands, sub)) throw new UsageError(`Unknown subcommand '${verb} ${sub}'`);
+  return await subcommands[sub](rest);
+}

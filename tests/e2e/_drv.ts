@@ -114,3 +114,15 @@ export function makeBuildStore(): KilnStore {
 export async function addAll(store: KilnStore, set: DrvSet): Promise<void> {
   await store.ok(["derivation", "add"], set.document());
 }
+
+/** Runs `fn` with a fresh build store (see makeBuildStore) and an empty DrvSet for it. */
+export async function withStore(
+  fn: (store: KilnStore, set: DrvSet) => Promise<void>,
+): Promise<void> {
+  const store = makeBuildStore();
+  try {
+    await fn(store, new DrvSet(store.storeDir));
+  } finally {
+    store.cleanup();
+  }
+}

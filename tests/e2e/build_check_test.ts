@@ -1,18 +1,8 @@
 import { probeSandbox } from "../../lib/sandbox/mod.ts";
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
-import type { KilnStore } from "../_kiln.ts";
-import { addAll, DrvSet, makeBuildStore } from "./_drv.ts";
+import { addAll, withStore } from "./_drv.ts";
 
 const ignore = !(await probeSandbox()).ok;
-
-async function withStore(fn: (store: KilnStore, set: DrvSet) => Promise<void>): Promise<void> {
-  const store = makeBuildStore();
-  try {
-    await fn(store, new DrvSet(store.storeDir));
-  } finally {
-    store.cleanup();
-  }
-}
 
 const NONDETERMINISTIC = "/bin/date +%N > $out";
 

@@ -1,19 +1,9 @@
 import { probeSandbox } from "../../lib/sandbox/mod.ts";
 import { assert, assertEquals } from "../_assert.ts";
-import type { KilnStore } from "../_kiln.ts";
-import { addAll, DrvSet, HOST_SANDBOX_PATHS, makeBuildStore } from "./_drv.ts";
+import { addAll, HOST_SANDBOX_PATHS, type TestDrv, withStore } from "./_drv.ts";
 
 const sandboxWorks = (await probeSandbox()).ok;
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-
-async function withStore(fn: (store: KilnStore, set: DrvSet) => Promise<void>): Promise<void> {
-  const store = makeBuildStore();
-  try {
-    await fn(store, new DrvSet(store.storeDir));
-  } finally {
-    store.cleanup();
-  }
-}
 
 /** Polls `check` every 20 ms for up to 10 s (end-to-end: real processes take real time). */
 async function waitFor(what: string, check: () => boolean): Promise<void> {
@@ -56,7 +46,7 @@ function processesOf(marker: string): Map<number, string> {
 Deno.test("two kiln processes building overlapping graphs build each derivation once", () =>
   withStore(async (store, set) => {
     const log = `${store.root}/builds.log`;
-    const step = (name: string, inputs = [] as ReturnType<DrvSet["add"]>[]) =>
+    const step = (name: string, inputs = [] as TestDrv[]) =>
       set.add({
         name,
         inputs,

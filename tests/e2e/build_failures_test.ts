@@ -1,21 +1,11 @@
 import { makeFixedOutputPath, parseHash } from "../../lib/hashing/mod.ts";
 import { hashPath } from "../../lib/store/mod.ts";
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
-import type { KilnStore } from "../_kiln.ts";
-import { addAll, DrvSet, makeBuildStore } from "./_drv.ts";
+import { addAll, withStore } from "./_drv.ts";
 
 /** sha256 of "x\n", as SRI. */
 const X_FLAT = "sha256-c8s4WKaHqElMozIwUwFigvPa051Cz2LKTnndoqrH2aw=";
 const WRONG = "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=";
-
-async function withStore(fn: (store: KilnStore, set: DrvSet) => Promise<void>): Promise<void> {
-  const store = makeBuildStore();
-  try {
-    await fn(store, new DrvSet(store.storeDir));
-  } finally {
-    store.cleanup();
-  }
-}
 
 Deno.test("kiln build kills builders on timeout, silence and log limit, with Nix's messages", () =>
   withStore(async (store, set) => {

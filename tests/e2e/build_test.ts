@@ -1,19 +1,10 @@
 import { probeSandbox } from "../../lib/sandbox/mod.ts";
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
-import { addAll, DrvSet, makeBuildStore } from "./_drv.ts";
+import { addAll, DrvSet, withStore } from "./_drv.ts";
 import { KilnStore } from "../_kiln.ts";
 import { printDerivation } from "../../lib/derivation/mod.ts";
 
 const sandboxWorks = (await probeSandbox()).ok;
-
-async function withStore(fn: (store: KilnStore, set: DrvSet) => Promise<void>): Promise<void> {
-  const store = makeBuildStore();
-  try {
-    await fn(store, new DrvSet(store.storeDir));
-  } finally {
-    store.cleanup();
-  }
-}
 
 async function pathInfo(store: KilnStore, path: string): Promise<Record<string, unknown>> {
   return JSON.parse(await store.ok(["store", "path-info", "--json", path]))[path];

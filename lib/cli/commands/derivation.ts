@@ -8,7 +8,7 @@ import {
 import { readDerivation } from "../../scheduler/mod.ts";
 import { LocalStore } from "../../store/mod.ts";
 import { addDerivations } from "../_derivation_input.ts";
-import { parseCommandArgs, UsageError } from "../args.ts";
+import { parseCommandArgs, runSubcommand, UsageError } from "../args.ts";
 import { type Command, printLines } from "../command.ts";
 
 const USAGE = `Usage:
@@ -29,21 +29,7 @@ export const derivationCommand: Command = {
   name: "derivation",
   summary: "add .drv files from JSON or ATerm, show derivations as JSON",
   usage: USAGE,
-  async run(args) {
-    const [sub, ...rest] = args;
-    switch (sub) {
-      case "add":
-        return await add(rest);
-      case "show":
-        return show(rest);
-      default:
-        throw new UsageError(
-          sub === undefined
-            ? "kiln derivation needs a subcommand: add or show"
-            : `Unknown subcommand 'derivation ${sub}'`,
-        );
-    }
-  },
+  run: (args) => runSubcommand("derivation", args, { add, show }),
 };
 
 async function add(args: string[]): Promise<number> {

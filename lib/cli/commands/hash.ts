@@ -10,7 +10,7 @@ import {
   parseHashWithFormat,
 } from "../../hashing/mod.ts";
 import { hashPath } from "../../store/mod.ts";
-import { parseCommandArgs, UsageError } from "../args.ts";
+import { parseCommandArgs, runSubcommand, UsageError } from "../args.ts";
 import { type Command, printLines } from "../command.ts";
 
 const USAGE = `Usage:
@@ -36,22 +36,12 @@ export const hashCommand: Command = {
   name: "hash",
   summary: "hash paths and files, convert hash formats",
   usage: USAGE,
-  async run(args) {
-    const [sub, ...rest] = args;
-    switch (sub) {
-      case "path":
-      case "file":
-        return await hashFiles(sub, rest);
-      case "convert":
-        return convert(rest);
-      default:
-        throw new UsageError(
-          sub === undefined
-            ? "kiln hash needs a subcommand: path, file or convert"
-            : `Unknown subcommand 'hash ${sub}'`,
-        );
-    }
-  },
+  run: (args) =>
+    runSubcommand("hash", args, {
+      path: (rest) => hashFiles("path", rest),
+      file: (rest) => hashFiles("file", rest),
+      convert,
+    }),
 };
 
 async function hashFiles(mode: "path" | "file", args: string[]): Promise<number> {

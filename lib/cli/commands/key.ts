@@ -7,7 +7,7 @@ import {
   printSecretKey,
   publicKeyOf,
 } from "../../substituter/mod.ts";
-import { parseCommandArgs, UsageError } from "../args.ts";
+import { parseCommandArgs, runSubcommand, UsageError } from "../args.ts";
 import { type Command, printLines } from "../command.ts";
 
 const USAGE = `Usage:
@@ -22,21 +22,7 @@ export const keyCommand: Command = {
   name: "key",
   summary: "generate binary cache signing keys, print a secret key's public key",
   usage: USAGE,
-  run(args) {
-    const [sub, ...rest] = args;
-    switch (sub) {
-      case "generate":
-        return Promise.resolve(generate(rest));
-      case "public":
-        return Promise.resolve(showPublic(rest));
-      default:
-        throw new UsageError(
-          sub === undefined
-            ? "kiln key needs a subcommand: generate or public"
-            : `Unknown subcommand 'key ${sub}'`,
-        );
-    }
-  },
+  run: (args) => runSubcommand("key", args, { generate, public: showPublic }),
 };
 
 function generate(args: string[]): number {

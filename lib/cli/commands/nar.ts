@@ -2,7 +2,7 @@
 
 import type { NarNode } from "../../hashing/mod.ts";
 import { dumpPath, listNar, restoreNar } from "../../store/mod.ts";
-import { parseCommandArgs, UsageError } from "../args.ts";
+import { parseCommandArgs, runSubcommand, UsageError } from "../args.ts";
 import { type Command, printLines } from "../command.ts";
 
 const USAGE = `Usage:
@@ -17,29 +17,20 @@ export const narCommand: Command = {
   name: "nar",
   summary: "dump, restore and list Nix archives (NAR)",
   usage: USAGE,
-  async run(args) {
-    const [sub, ...rest] = args;
-    switch (sub) {
-      case "dump": {
-        const path = onePositional(rest, "dump", "PATH");
-        await dumpPath(path).pipeTo(Deno.stdout.writable, { preventClose: true });
+  run: (args) =>
+    runSubcommand("nar", args, {
+      async dump(rest) {
+        await dumpPath(onePositional(rest, "dump", "PATH")).pipeTo(Deno.stdout.writable, {
+          preventClose: true,
+        });
         return 0;
-      }
-      case "restore": {
-        const dir = onePositional(rest, "restore", "DIR");
-        await restoreNar(Deno.stdin.readable, dir);
+      },
+      async restore(rest) {
+        await restoreNar(Deno.stdin.readable, onePositional(rest, "restore", "DIR"));
         return 0;
-      }
-      case "ls":
-        return await list(rest);
-      default:
-        throw new UsageError(
-          sub === undefined
-            ? "kiln nar needs a subcommand: dump, restore or ls"
-            : `Unknown subcommand 'nar ${sub}'`,
-        );
-    }
-  },
+      },
+      ls: list,
+    }),
 };
 
 function onePositional(args: string[], sub: string, label: string): string {

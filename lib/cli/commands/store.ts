@@ -2,7 +2,7 @@
 
 import { parseHashAlgorithm, parseStorePath } from "../../hashing/mod.ts";
 import { LocalStore, type PathInfo } from "../../store/mod.ts";
-import { parseCommandArgs, UsageError } from "../args.ts";
+import { parseCommandArgs, runSubcommand, UsageError } from "../args.ts";
 import { type Command, printJson, printLines } from "../command.ts";
 import { signPaths, STORE_SIGN_USAGE } from "./store_sign.ts";
 
@@ -27,23 +27,7 @@ export const storeCommand: Command = {
   name: "store",
   summary: "add paths to the store, show path metadata",
   usage: USAGE,
-  async run(args) {
-    const [sub, ...rest] = args;
-    switch (sub) {
-      case "add":
-        return await add(rest);
-      case "path-info":
-        return pathInfo(rest);
-      case "sign":
-        return signPaths(rest);
-      default:
-        throw new UsageError(
-          sub === undefined
-            ? "kiln store needs a subcommand: add, path-info or sign"
-            : `Unknown subcommand 'store ${sub}'`,
-        );
-    }
-  },
+  run: (args) => runSubcommand("store", args, { add, "path-info": pathInfo, sign: signPaths }),
 };
 
 async function add(args: string[]): Promise<number> {

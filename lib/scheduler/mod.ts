@@ -8,3 +8,4 @@ export * from "./plan.ts";
 export * from "./derivation_goal.ts";
 export * from "./watchdog.ts";
 export * from "./substitution_frontier.ts";
+export * from "./build_log.ts";

@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertMatch } from "../_assert.ts";
 import { join } from "node:path";
 import { KilnStore } from "../_kiln.ts";
+import { addAll, DrvSet, makeBuildStore } from "../e2e/_drv.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
@@ -77,6 +78,31 @@ Deno.test("kiln serve refuses a bad --listen and arguments", async () => {
     assertMatch(bad.stderr, /--listen 'localhost' is not ADDR:PORT/);
     const extra = await kiln.run(["serve", "x"]);
     assertMatch(extra.stderr, /takes no arguments/);
+  } finally {
+    kiln.cleanup();
+  }
+});
+
+Deno.test("kiln serve serves the build log that kiln log prints", async () => {
+  const kiln = makeBuildStore();
+  try {
+    const set = new DrvSet(kiln.storeDir);
+    const drv = set.add({ name: "logged", script: "echo line one; echo line two >&2; : > $out" });
+    await addAll(kiln, set);
+    await kiln.ok(["build", "--no-sandbox", drv.path]);
+    const server = await startServe(kiln, ["--listen", "127.0.0.1:0"]);
+    try {
+      assert(server.url, server.firstLines);
+      const base = drv.path.slice(drv.path.lastIndexOf("/") + 1);
+      const log = await fetch(`${server.url}/log/${base}`);
+      assertEquals(log.status, 200);
+      assertEquals(await log.text(), "line one\nline two\n");
+      assertEquals(await kiln.ok(["log", drv.path]), "line one\nline two\n");
+    } finally {
+      server.child.kill("SIGTERM");
+      await server.child.status;
+      await server.stderr;
+    }
   } finally {
     kiln.cleanup();
   }

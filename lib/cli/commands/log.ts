@@ -1,6 +1,6 @@
 /** `kiln log PATH`: print the stored build log of a derivation or of one of its outputs. */
 
-import { buildLogDir, buildLogPath } from "../../scheduler/mod.ts";
+import { openBuildLog } from "../../scheduler/mod.ts";
 import { LocalStore } from "../../store/mod.ts";
 import { parseCommandArgs, UsageError } from "../args.ts";
 import type { Command } from "../command.ts";
@@ -30,19 +30,9 @@ export const logCommand: Command = {
         store.close();
       }
     }
-    let file: Deno.FsFile;
-    try {
-      file = await Deno.open(buildLogPath(buildLogDir(config.stateDir), drvPath));
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) {
-        throw new TypeError(`build log of '${path}' is not available`);
-      }
-      throw e;
-    }
-    await file.readable.pipeThrough(new DecompressionStream("gzip")).pipeTo(
-      Deno.stdout.writable,
-      { preventClose: true },
-    );
+    const log = openBuildLog(config.stateDir, drvPath);
+    if (log === undefined) throw new TypeError(`build log of '${path}' is not available`);
+    await log.pipeTo(Deno.stdout.writable, { preventClose: true });
     return 0;
   },
 };

@@ -1,12 +1,8 @@
 /** `kiln serve`: the local store as a binary cache over HTTP, until SIGINT or SIGTERM. */
 
-import { join } from "node:path";
+import { openBuildLog } from "../../scheduler/mod.ts";
 import { LocalStore } from "../../store/mod.ts";
-import {
-  decompress,
-  parseWritableCompressionMethod,
-  serveBinaryCache,
-} from "../../substituter/mod.ts";
+import { parseWritableCompressionMethod, serveBinaryCache } from "../../substituter/mod.ts";
 import { parseCommandArgs, UsageError } from "../args.ts";
 import { type Command, printStderr } from "../command.ts";
 import { readSecretKeys } from "../substituters.ts";
@@ -47,7 +43,7 @@ export const serveCommand: Command = {
         secretKeys,
         priority,
         compression: parseWritableCompressionMethod(values.compression ?? "none"),
-        readLog: (drvPath) => readLog(config().stateDir, drvPath),
+        readLog: (drvPath) => openBuildLog(config().stateDir, drvPath),
       });
       Deno.addSignalListener("SIGINT", onSignal);
       Deno.addSignalListener("SIGTERM", onSignal);
@@ -70,19 +66,4 @@ function parseListen(text: string): { hostname: string; port: number } {
   const port = m ? Number(m[3]) : NaN;
   if (!m || port > 65535) throw new UsageError(`--listen '${text}' is not ADDR:PORT`);
   return { hostname: m[1] ?? (m[2] || "0.0.0.0"), port };
-}
-
-/** A build log where Nix keeps them: `<stateDir>/log/drvs/<2 chars>/<rest>[.bz2]`. */
-function readLog(stateDir: string, drvPath: string): ReadableStream<Uint8Array> | undefined {
-  const base = drvPath.slice(drvPath.lastIndexOf("/") + 1);
-  const file = join(stateDir, "log", "drvs", base.slice(0, 2), base.slice(2));
-  for (const [suffix, bzip2] of [["", false], [".bz2", true]] as const) {
-    try {
-      const readable = Deno.openSync(file + suffix).readable;
-      return bzip2 ? decompress("bzip2", readable) : readable;
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-    }
-  }
-  return undefined;
 }

@@ -5,3 +5,4 @@ export * from "./nix_base32.ts";
 export * from "./store_path.ts";
 export * from "./references.ts";
 export * from "./nar.ts";
+export * from "./nar_reader.ts";

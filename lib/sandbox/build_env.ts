@@ -4,7 +4,7 @@
  * Pure: the caller writes `files` into the build directory and queries the store for closures.
  */
 
-import type { Derivation } from "../derivation/derivation.ts";
+import type { Derivation } from "../derivation/mod.ts";
 import { encodeNixBase32, type Hash, hashBytes } from "../hashing/mod.ts";
 import {
   compareUtf8,

@@ -3,6 +3,7 @@ import {
   type NarEvent,
   NarSyntaxError,
   NarWriter,
+  paddedLength,
   parseNar,
   sortNames,
 } from "../../lib/hashing/mod.ts";
@@ -227,4 +228,10 @@ Deno.test("parseNar() stops reading its source after an error", async () => {
     for await (const _ of parseNar(source)) { /* drain */ }
   }, NarSyntaxError);
   assert(cancelled, "source cancelled");
+});
+
+Deno.test("paddedLength() rounds up to 8 bytes past 2 GiB and 4 GiB", () => {
+  assertEquals([0, 1, 7, 8, 9].map(paddedLength), [0, 8, 8, 8, 16]);
+  assertEquals(paddedLength(3 * 2 ** 30 + 1), 3 * 2 ** 30 + 8);
+  assertEquals(paddedLength(2 ** 40 + 3), 2 ** 40 + 8);
 });

@@ -13,6 +13,7 @@
 import * as zlib from "node:zlib";
 import { bzip2Decoder, zlibTransform, zstdDecoder } from "./_codecs.ts";
 import { createXzDecoder, createXzEncoder } from "./_xz.ts";
+import { codeOnWorker } from "./_codec_pool.ts";
 
 /** Methods kiln reads: Nix's names as they appear in a narinfo's `Compression:` field. */
 export type CompressionMethod = "none" | "xz" | "bzip2" | "zstd" | "gzip" | "br";
@@ -100,7 +101,24 @@ export function compress(
       );
     }
   }
-  return input.pipeThrough(encoder(method, level));
+  if (method !== "xz") return input.pipeThrough(encoder(method, level));
+  const preset = level ?? DEFAULT_XZ_PRESET;
+  return ReadableStream.from(
+    codeOnWorker(
+      "xz-encode",
+      input,
+      { level: preset },
+      (rest) => throughCodec(rest, encoder(method, level)),
+    ),
+  );
+}
+
+/** `input` through `codec`, as an async iterable. */
+function throughCodec(
+  input: AsyncIterable<Uint8Array>,
+  codec: TransformStream<Uint8Array, Uint8Array>,
+): ReadableStream<Uint8Array> {
+  return ReadableStream.from(input).pipeThrough(codec);
 }
 
 function encoder(
@@ -127,15 +145,18 @@ function encoder(
 }
 
 /**
- * Decompresses `input`, streaming. Input the decoder rejects, or no input at all, makes the
- * stream error with a SyntaxError `Cannot decompress <method> data: ...`.
+ * Decompresses `input`, streaming (xz on worker threads). Input the decoder rejects, or no input
+ * at all, makes the stream error with a SyntaxError `Cannot decompress <method> data: ...`.
  */
 export function decompress(
   method: CompressionMethod,
   input: ReadableStream<Uint8Array>,
 ): ReadableStream<Uint8Array> {
   if (method === "none") return input;
-  const decoded = input.pipeThrough(nonEmpty(method)).pipeThrough(decoder(method));
+  const checked = input.pipeThrough(nonEmpty(method));
+  const decoded = method === "xz"
+    ? codeOnWorker("xz-decode", checked, {}, (rest) => throughCodec(rest, decoder(method)))
+    : checked.pipeThrough(decoder(method));
   return ReadableStream.from(explainErrors(method, decoded));
 }
 
@@ -174,7 +195,7 @@ function nonEmpty(method: CompressionMethod): TransformStream<Uint8Array, Uint8A
 
 async function* explainErrors(
   method: CompressionMethod,
-  chunks: ReadableStream<Uint8Array>,
+  chunks: AsyncIterable<Uint8Array>,
 ): AsyncGenerator<Uint8Array> {
   try {
     yield* chunks;

@@ -157,3 +157,12 @@ Deno.test("parseCompressionMethod() knows Nix's names and the extensions it give
   const exts = (["none", "xz", "bzip2", "zstd", "gzip", "br"] as const).map(compressionExtension);
   assertEquals(exts, ["", ".xz", ".bz2", ".zst", "", ".br"]);
 });
+
+Deno.test("decompress() lets a consumer stop an xz stream early", async () => {
+  const packed = await collect(compress("xz", streamOf(DATA)));
+  const reader = decompress("xz", streamOf(packed, 1000)).getReader();
+  assertEquals((await reader.read()).done, false);
+  await reader.cancel();
+  // The worker dropped the job: the next one still runs.
+  assertEquals(await collect(decompress("xz", streamOf(packed))), DATA);
+});

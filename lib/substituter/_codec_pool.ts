@@ -1,0 +1,298 @@
+/**
+ * xz (de)compression on worker threads, so that substituting or copying a closure keeps every
+ * core busy while the caller's thread unpacks, hashes and writes. Workers are made from inline
+ * code (a Blob URL: a compiled kiln has no source files to load), run liblzma's WebAssembly
+ * module (compiled once here and posted to them), and are ended as soon as no job is open (an
+ * idle worker would keep the process alive). Each input chunk goes to the job's worker, which
+ * answers with what it decoded or encoded; a job's liblzma state stays in its worker. If no
+ * worker can start, or the module cannot be read, the caller's own codec runs instead.
+ *
+ * zstd stays on the caller's thread: measured on 2 cores, its decoder is fast enough that a
+ * worker's start-up and the copies cost more than they save.
+ */
+
+import { fileURLToPath } from "node:url";
+
+/** What a worker does to a job's bytes. */
+export type CodecKind = "xz-decode" | "xz-encode";
+
+/** Options of {@link codeOnWorker}. */
+export interface CodecJobOptions {
+  /** xz preset (encoding). */
+  level?: number;
+}
+
+/** How long starting workers are waited for before coding on the caller's thread for good. */
+const START_MS = 5_000;
+
+const WORKER_SOURCE = `
+const OUT_SIZE = ${1 << 20};
+const STREAM_SIZE = 96; // lzma_stream on wasm32: next_in 0, avail_in 4, next_out 16, avail_out 20
+const MESSAGES = {
+  2: "no integrity check", 3: "unsupported integrity check", 5: "out of memory",
+  6: "memory limit reached", 7: "file format not recognized", 8: "unsupported options",
+  9: "data is corrupt", 10: "data is truncated", 11: "internal liblzma error",
+};
+let x, memory;
+const jobs = new Map();
+const u32 = () => new Uint32Array(memory.buffer);
+
+function openXz(kind, level) {
+  if (!x) throw new Error("Internal error: liblzma is not loaded in this worker");
+  const strm = x.s(STREAM_SIZE);
+  new Uint8Array(memory.buffer, strm, STREAM_SIZE).fill(0);
+  const ret = kind === "xz-encode"
+    ? x.m(strm, level, 4) // lzma_easy_encoder(preset, LZMA_CHECK_CRC64)
+    : x.r(strm, 1n << 30n, 8); // lzma_stream_decoder(memlimit 1 GiB, LZMA_CONCATENATED)
+  if (ret !== 0) {
+    x.t(strm);
+    throw new Error(MESSAGES[ret] ?? "liblzma error " + ret);
+  }
+  return { strm, out: x.s(OUT_SIZE) };
+}
+
+function endXz(job) {
+  if (!job.xz) return;
+  x.g(job.xz.strm);
+  x.t(job.xz.strm);
+  x.t(job.xz.out);
+  job.xz = undefined;
+}
+
+function codeXz(job, chunk, end, emit) {
+  const { strm, out } = job.xz;
+  const inPtr = chunk.length > 0 ? x.s(chunk.length) : 0;
+  try {
+    if (inPtr) new Uint8Array(memory.buffer).set(chunk, inPtr);
+    u32()[strm >> 2] = inPtr;
+    u32()[(strm >> 2) + 1] = chunk.length;
+    const action = end ? 3 : 0; // LZMA_FINISH : LZMA_RUN
+    for (;;) {
+      u32()[(strm >> 2) + 4] = out;
+      u32()[(strm >> 2) + 5] = OUT_SIZE;
+      const ret = x.f(strm, action);
+      const produced = OUT_SIZE - u32()[(strm >> 2) + 5];
+      if (produced > 0) emit(new Uint8Array(memory.buffer, out, produced));
+      if (ret === 1) return; // LZMA_STREAM_END
+      if (ret === 10 && action === 0) return; // LZMA_BUF_ERROR: needs more input
+      if (ret !== 0) throw new Error(MESSAGES[ret] ?? "liblzma error " + ret);
+      if (action === 0 && u32()[(strm >> 2) + 1] === 0 && u32()[(strm >> 2) + 5] > 0) return;
+    }
+  } finally {
+    if (inPtr) x.t(inPtr);
+  }
+}
+
+function step(job, chunk, end) {
+  const chunks = [];
+  // Each chunk gets a buffer of its own: the buffers are transferred.
+  codeXz(job, chunk, end, (bytes) => chunks.push(bytes.slice()));
+  return chunks;
+}
+
+self.onmessage = ({ data }) => {
+  if (data.init) {
+    if (data.lzma) {
+      const instance = new WebAssembly.Instance(data.lzma, {
+        a: {
+          a(size) { // emscripten_resize_heap
+            try {
+              memory.grow(Math.ceil(((size >>> 0) - memory.buffer.byteLength) / 65536));
+              return 1;
+            } catch {
+              return 0;
+            }
+          },
+        },
+      });
+      x = instance.exports;
+      memory = x.b;
+      x.c();
+    }
+    self.postMessage({ ready: true });
+    return;
+  }
+  const { id, kind, chunk, end, level, close } = data;
+  let job = jobs.get(id);
+  if (close) {
+    if (job) endXz(job);
+    jobs.delete(id);
+    return;
+  }
+  try {
+    if (!job) {
+      job = { xz: openXz(kind, level) };
+      jobs.set(id, job);
+    }
+    const chunks = step(job, chunk, end);
+    if (end) {
+      endXz(job);
+      jobs.delete(id);
+    }
+    self.postMessage({ id, chunks }, chunks.map((c) => c.buffer));
+  } catch (e) {
+    if (job) endXz(job);
+    jobs.delete(id);
+    self.postMessage({ id, error: String(e?.message ?? e) });
+  }
+};
+`;
+
+interface Reply {
+  id: number;
+  chunks?: Uint8Array[];
+  error?: string;
+}
+
+/** One worker thread and the replies it owes. */
+class CodecWorker {
+  readonly worker: Worker;
+  readonly ready: Promise<boolean>;
+  readonly #waiting = new Map<number, PromiseWithResolvers<Reply>>();
+  jobs = 0;
+  #failure: Error | undefined;
+
+  constructor(url: string, lzma: WebAssembly.Module | undefined) {
+    this.worker = new Worker(url, { type: "module" });
+    const ready = Promise.withResolvers<boolean>();
+    this.ready = ready.promise;
+    const timer = setTimeout(() => ready.resolve(false), START_MS);
+    this.worker.onmessage = ({ data }: MessageEvent<Reply & { ready?: boolean }>) => {
+      if (data.ready) {
+        clearTimeout(timer);
+        ready.resolve(true);
+        return;
+      }
+      const waiting = this.#waiting.get(data.id);
+      this.#waiting.delete(data.id);
+      waiting?.resolve(data);
+    };
+    this.worker.onerror = (event) => {
+      event.preventDefault();
+      clearTimeout(timer);
+      ready.resolve(false);
+      this.#failure = new Error(`Internal error: a codec worker failed: ${event.message}`);
+      for (const waiting of this.#waiting.values()) waiting.reject(this.#failure);
+      this.#waiting.clear();
+    };
+    this.worker.postMessage({ init: true, lzma });
+  }
+
+  /** Sends one message of job `id` and waits for the worker's answer. */
+  send(message: { id: number; [field: string]: unknown }): Promise<Reply> {
+    if (this.#failure) return Promise.reject(this.#failure);
+    const waiting = Promise.withResolvers<Reply>();
+    this.#waiting.set(message.id, waiting);
+    this.worker.postMessage(message);
+    return waiting.promise;
+  }
+
+  /** Drops job `id`'s state (no answer comes). */
+  drop(id: number): void {
+    if (!this.#failure) this.worker.postMessage({ id, close: true });
+  }
+}
+
+/** The workers of the moment: made for the first job, ended when the last open job ends. */
+interface Pool {
+  workers: CodecWorker[];
+  ready: Promise<boolean>;
+  open: number;
+}
+
+let pool: Pool | undefined;
+/** Set when workers could not start: this process then codes on the caller's thread. */
+let broken = false;
+let workerUrl: string | undefined;
+let lzmaModule: Promise<WebAssembly.Module | undefined> | undefined;
+let nextId = 1;
+
+/** liblzma's WebAssembly module (from `node-liblzma`), or undefined when it cannot be read. */
+function loadLzma(): Promise<WebAssembly.Module | undefined> {
+  lzmaModule ??= (async () => {
+    try {
+      const path = fileURLToPath(import.meta.resolve("node-liblzma/wasm/liblzma.wasm"));
+      return await WebAssembly.compile(await Deno.readFile(path));
+    } catch {
+      return undefined;
+    }
+  })();
+  return lzmaModule;
+}
+
+function workerCount(): number {
+  return Math.max(1, Math.min(4, navigator.hardwareConcurrency || 1));
+}
+
+async function openPool(): Promise<Pool | undefined> {
+  if (broken) return undefined;
+  if (pool === undefined) {
+    const lzma = loadLzma();
+    const made: Pool = { workers: [], ready: Promise.resolve(false), open: 0 };
+    pool = made;
+    made.ready = (async () => {
+      const module = await lzma;
+      workerUrl ??= URL.createObjectURL(
+        new Blob([WORKER_SOURCE], { type: "application/javascript" }),
+      );
+      try {
+        for (let i = 0; i < workerCount(); i++) {
+          made.workers.push(new CodecWorker(workerUrl, module));
+        }
+      } catch {
+        return false;
+      }
+      return (await Promise.all(made.workers.map((w) => w.ready))).every((ok) => ok);
+    })();
+  }
+  const current = pool;
+  current.open++;
+  if (await current.ready) return current;
+  broken = true;
+  release(current);
+  return undefined;
+}
+
+/** One job fewer on `p`; its workers end with its last job. */
+function release(p: Pool): void {
+  if (--p.open > 0) return;
+  for (const w of p.workers) w.worker.terminate();
+  if (pool === p) pool = undefined;
+}
+
+/**
+ * Runs `kind` over `input` on a worker thread, streaming what it yields; when no worker can (none
+ * starts, or liblzma's module cannot be read), yields what `fallback` makes of the same bytes
+ * instead. Codec errors are thrown as plain Errors whose message is liblzma's.
+ */
+export async function* codeOnWorker(
+  kind: CodecKind,
+  input: AsyncIterable<Uint8Array>,
+  options: CodecJobOptions,
+  fallback: (input: AsyncIterable<Uint8Array>) => AsyncIterable<Uint8Array>,
+): AsyncGenerator<Uint8Array> {
+  const p = (await loadLzma()) === undefined ? undefined : await openPool();
+  if (p === undefined) {
+    yield* fallback(input);
+    return;
+  }
+  const worker = p.workers.reduce((a, b) => b.jobs < a.jobs ? b : a);
+  worker.jobs++;
+  const id = nextId++;
+  let finished = false;
+  const send = async (chunk: Uint8Array, end: boolean) => {
+    // Copied, not transferred: the caller may still hold the chunk's buffer.
+    const reply = await worker.send({ id, kind, chunk, end, level: options.level });
+    if (reply.error !== undefined || end) finished = true;
+    if (reply.error !== undefined) throw new Error(reply.error);
+    return reply.chunks!;
+  };
+  try {
+    for await (const chunk of input) yield* await send(chunk, false);
+    yield* await send(new Uint8Array(0), true);
+  } finally {
+    worker.jobs--;
+    if (!finished) worker.drop(id);
+    release(p);
+  }
+}

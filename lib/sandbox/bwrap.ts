@@ -5,7 +5,8 @@
  * fixed-output builds, and new PID, IPC, UTS (and by default user) namespaces.
  */
 
-import { delimiter, join } from "node:path";
+import { lutimesSync } from "node:fs";
+import { basename, delimiter, join } from "node:path";
 
 export interface BwrapConfig {
   /** Logical store directory, as builders see it (`/nix/store`). */
@@ -26,6 +27,16 @@ export interface BwrapConfig {
   inputPaths: readonly string[];
   /** Nix's `sandbox-paths`: `PATH`, `PATH=HOSTPATH`, a trailing `?` for optional ones. */
   sandboxPaths?: readonly string[];
+  /**
+   * What the sandboxes of a run share (`makeSandboxShare`); without it `prepareSandbox` writes
+   * `<rootDir>/etc` and gives the build private copies of its small inputs.
+   */
+  share?: SandboxShare;
+  /**
+   * Inputs `prepareSandbox` copied into `<rootDir>/store` (what it returns); the others are
+   * bind-mounted read-only.
+   */
+  copiedInputs?: readonly string[];
   /** Fixed-output builds keep the host network and get its resolv.conf, services and hosts. */
   fixedOutput: boolean;
   /** Run as uid 1000 / gid 100 in a new user namespace (default true), as Nix does. */
@@ -43,35 +54,118 @@ export const DEFAULT_SANDBOX_BUILD_DIR = "/build";
 const SANDBOX_UID = 1000;
 const SANDBOX_GID = 100;
 
-/** Writes the sandbox's /etc files and creates its writable store directory. */
-export async function prepareSandbox(config: BwrapConfig): Promise<void> {
-  const etc = join(config.rootDir, "etc");
-  const store = join(config.rootDir, "store");
-  await Deno.mkdir(etc, { recursive: true });
-  await Deno.mkdir(store, { recursive: true });
-  await Deno.chmod(store, 0o1775);
-  const { uid, gid } = sandboxIds(config);
-  const buildDir = config.sandboxBuildDir ?? DEFAULT_SANDBOX_BUILD_DIR;
-  await Deno.writeTextFile(
-    join(etc, "passwd"),
+/**
+ * Input files up to this size (and symlinks) are copied into the sandbox's store instead of
+ * being bind-mounted: bwrap re-reads its whole mount table for every mount, so a mount costs more
+ * the more there are (a chain of 200 derivations, each seeing all before it, spent most of its
+ * time there). A copy is as isolated as a mount: no builder can change what another one sees.
+ */
+const COPY_LIMIT = 1 << 16;
+/** Owner of the shared input copies: a uid the sandbox does not map (it shows as nobody). */
+const SHARED_COPY_OWNER = 65534;
+
+/** What the sandboxes of one run share (see {@link makeSandboxShare}). */
+export interface SandboxShare {
+  /** The sandbox's passwd, group, hosts and nsswitch.conf. */
+  etcDir: string;
+  /**
+   * Copies of small input files and symlinks, each made once per run and hard-linked into every
+   * build's store (a link costs far less than a new file). The copies belong to a uid no
+   * sandbox maps, so no builder can change them. Absent where this process cannot give files
+   * away (not root): each build then copies its inputs.
+   */
+  inputsDir?: string;
+}
+
+/**
+ * Creates `dir` (on the store's file system, for hard links into the sandbox stores) holding
+ * the /etc files of a run's sandboxes and, as root, the shared input copies.
+ */
+export function makeSandboxShare(
+  dir: string,
+  options: { sandboxBuildDir?: string; userNamespace?: boolean },
+): SandboxShare {
+  const etcDir = join(dir, "etc");
+  writeSandboxEtc(etcDir, options);
+  if (Deno.uid() !== 0 || !(options.userNamespace ?? true)) return { etcDir };
+  const inputsDir = join(dir, "inputs");
+  Deno.mkdirSync(inputsDir);
+  return { etcDir, inputsDir };
+}
+
+/** Writes the sandbox's /etc files (passwd, group, hosts, nsswitch.conf) into `dir`, created. */
+export function writeSandboxEtc(
+  dir: string,
+  options: { sandboxBuildDir?: string; userNamespace?: boolean },
+): void {
+  Deno.mkdirSync(dir, { recursive: true });
+  const { uid, gid } = sandboxIds(options);
+  const buildDir = options.sandboxBuildDir ?? DEFAULT_SANDBOX_BUILD_DIR;
+  Deno.writeTextFileSync(
+    join(dir, "passwd"),
     `root:x:0:0:Nix build user:${buildDir}:/noshell\n` +
       `nixbld:x:${uid}:${gid}:Nix build user:${buildDir}:/noshell\n` +
       "nobody:x:65534:65534:Nobody:/:/noshell\n",
   );
-  await Deno.writeTextFile(
-    join(etc, "group"),
-    `root:x:0:\nnixbld:!:${gid}:\nnogroup:x:65534:\n`,
-  );
+  Deno.writeTextFileSync(join(dir, "group"), `root:x:0:\nnixbld:!:${gid}:\nnogroup:x:65534:\n`);
   // Fixed-output builds use nsswitch.conf (and the host's hosts), the others this hosts file.
-  await Deno.writeTextFile(join(etc, "nsswitch.conf"), "hosts: files dns\nservices: files\n");
-  await Deno.writeTextFile(join(etc, "hosts"), "127.0.0.1 localhost\n::1 localhost\n");
+  Deno.writeTextFileSync(join(dir, "nsswitch.conf"), "hosts: files dns\nservices: files\n");
+  Deno.writeTextFileSync(join(dir, "hosts"), "127.0.0.1 localhost\n::1 localhost\n");
+}
+
+/**
+ * Creates the sandbox's writable store directory `<rootDir>/store` (and `<rootDir>/etc` without
+ * a `share`) and puts the small input files and symlinks into it, with their mode and mtime:
+ * links to the shared copies, else copies. Returns those inputs, for `copiedInputs`.
+ */
+export function prepareSandbox(config: BwrapConfig): Promise<string[]> {
+  const store = join(config.rootDir, "store");
+  Deno.mkdirSync(store, { recursive: true });
+  Deno.chmodSync(store, 0o1775);
+  if (config.share === undefined) writeSandboxEtc(join(config.rootDir, "etc"), config);
+  const inputsDir = config.share?.inputsDir;
+  const copied: string[] = [];
+  for (const path of config.inputPaths) {
+    const host = hostPath(config, path);
+    const info = Deno.lstatSync(host);
+    if (!info.isSymlink && !(info.isFile && info.size <= COPY_LIMIT)) continue;
+    const dest = join(store, basename(path));
+    if (inputsDir === undefined) {
+      copyInput(host, dest, info);
+    } else {
+      const shared = join(inputsDir, basename(path));
+      try {
+        Deno.linkSync(shared, dest);
+      } catch (error) {
+        if (!(error instanceof Deno.errors.NotFound)) throw error;
+        copyInput(host, shared, info);
+        if (info.isFile) Deno.chownSync(shared, SHARED_COPY_OWNER, SHARED_COPY_OWNER);
+        Deno.linkSync(shared, dest);
+      }
+    }
+    copied.push(path);
+  }
+  return Promise.resolve(copied);
+}
+
+/** Copies a store file or symlink `host` to `dest`, keeping its mode and times. */
+function copyInput(host: string, dest: string, info: Deno.FileInfo): void {
+  if (info.isSymlink) {
+    Deno.symlinkSync(Deno.readLinkSync(host), dest);
+    lutimesSync(dest, info.atime ?? 1, info.mtime ?? 1);
+    return;
+  }
+  const mode = info.mode! & 0o777;
+  Deno.writeFileSync(dest, Deno.readFileSync(host), { mode });
+  if ((mode & Deno.umask()) !== 0) Deno.chmodSync(dest, mode);
+  Deno.utimeSync(dest, info.atime ?? 1, info.mtime ?? 1);
 }
 
 /** bwrap's arguments up to (not including) the builder's argv; pure. */
 export function bwrapArgs(config: BwrapConfig): string[] {
   const buildDir = config.sandboxBuildDir ?? DEFAULT_SANDBOX_BUILD_DIR;
-  const storeRoot = config.storeRoot ?? "/";
-  const etc = join(config.rootDir, "etc");
+  const etc = config.share?.etcDir ?? join(config.rootDir, "etc");
+  const copied = new Set(config.copiedInputs);
   const args = ["--die-with-parent", "--new-session"];
   if (config.userNamespace ?? true) {
     args.push("--unshare-user", "--uid", String(SANDBOX_UID), "--gid", String(SANDBOX_GID));
@@ -81,7 +175,7 @@ export function bwrapArgs(config: BwrapConfig): string[] {
   args.push("--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--tmpfs", "/tmp");
   args.push("--bind", join(config.rootDir, "store"), config.storeDir);
   for (const path of [...config.inputPaths].sort()) {
-    args.push("--ro-bind", storeRoot === "/" ? path : join(storeRoot, path), path);
+    if (!copied.has(path)) args.push("--ro-bind", hostPath(config, path), path);
   }
   for (const entry of config.sandboxPaths ?? DEFAULT_SANDBOX_PATHS) {
     const optional = entry.endsWith("?");
@@ -107,9 +201,18 @@ export function bwrapArgs(config: BwrapConfig): string[] {
 
 /** Finds `bwrap` on the PATH; undefined if it is not there. */
 export function findBwrap(): string | undefined {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(delimiter)) {
+  const path = Deno.env.get("PATH") ?? "";
+  if (foundBwrap?.path !== path) foundBwrap = { path, bwrap: searchPath(path, "bwrap") };
+  return foundBwrap.bwrap;
+}
+
+/** The last search, by PATH: a search costs a failed stat (an exception) per directory. */
+let foundBwrap: { path: string; bwrap: string | undefined } | undefined;
+
+function searchPath(path: string, name: string): string | undefined {
+  for (const dir of path.split(delimiter)) {
     if (dir === "") continue;
-    const candidate = join(dir, "bwrap");
+    const candidate = join(dir, name);
     try {
       if (Deno.statSync(candidate).isFile) return candidate;
     } catch {
@@ -146,7 +249,13 @@ export async function probeSandbox(
   }
 }
 
-function sandboxIds(config: BwrapConfig): { uid: number; gid: number } {
-  if (config.userNamespace ?? true) return { uid: SANDBOX_UID, gid: SANDBOX_GID };
+function sandboxIds(options: { userNamespace?: boolean }): { uid: number; gid: number } {
+  if (options.userNamespace ?? true) return { uid: SANDBOX_UID, gid: SANDBOX_GID };
   return { uid: Deno.uid() ?? 0, gid: Deno.gid() ?? 0 };
+}
+
+/** Where the store path `path` is on the host. */
+function hostPath(config: BwrapConfig, path: string): string {
+  const storeRoot = config.storeRoot ?? "/";
+  return storeRoot === "/" ? path : join(storeRoot, path);
 }

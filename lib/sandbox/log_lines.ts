@@ -178,8 +178,9 @@ export function openCompressedLog(path: string): Promise<WritableStream<Uint8Arr
           await streaming.done;
           return;
         }
-        Deno.mkdirSync(dirname(path), { recursive: true });
-        Deno.writeFileSync(path, gzipSync(concatBytes(buffered, size)));
+        // Async: the file system work runs off the main thread, which other builds may need.
+        await Deno.mkdir(dirname(path), { recursive: true });
+        await Deno.writeFile(path, gzipSync(concatBytes(buffered, size)));
       },
       abort: async (reason) => {
         buffered = [];

@@ -98,7 +98,10 @@ export function spawnBuilder(options: SpawnBuilderOptions): BuilderHandle {
   const status = child.status.then((s) => {
     exited = true;
     options.signal?.removeEventListener("abort", onAbort);
-    killProcessGroup(pid);
+    // The libc launcher has killed the group's leftovers before reaping the builder. Deno reaps the
+    // wrapper's child itself, so here the group id could in principle be reused already: a
+    // narrow race that the fallback launcher accepts.
+    if (launcher === "wrapper") killProcessGroup(pid);
     return s;
   });
   const kill = async () => {

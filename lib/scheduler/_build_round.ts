@@ -14,6 +14,7 @@ import {
   openCompressedLog,
   parseExportReferencesGraph,
   prepareSandbox,
+  type SandboxShare,
   spawnBuilder,
   superviseBuilder,
 } from "../sandbox/mod.ts";
@@ -54,6 +55,13 @@ export interface RoundContext {
   /** Environment the `impureEnvVars` of fixed-output derivations are taken from. */
   impureEnv: Record<string, string>;
   watchdog?: Watchdog;
+  /**
+   * When given, finished rounds' directories are removed in the background (off the build's
+   * critical path) and the removals collected here, for the caller to await before it ends.
+   */
+  background?: Set<Promise<void>>;
+  /** What the run's sandboxes share (`makeSandboxShare`); without it each round makes its own. */
+  sandboxShare?: SandboxShare;
   onLine?: (drvPath: string, line: string) => void;
 }
 
@@ -106,8 +114,9 @@ export async function runRound(job: RoundJob, context: RoundContext): Promise<Ro
         inputPaths: job.inputPaths,
         sandboxPaths: settings.sandboxPaths,
         fixedOutput: job.fixedOutput,
+        share: context.sandboxShare,
       };
-      await prepareSandbox(sandbox);
+      sandbox.copiedInputs = await prepareSandbox(sandbox);
     }
     const environment = makeBuildEnvironment(job.drv, {
       storeDir: store.storeDir,
@@ -135,7 +144,9 @@ export async function runRound(job: RoundJob, context: RoundContext): Promise<Ro
       await logFile.abort(error);
       throw error;
     }
-    context.watchdog?.add(handle.pid);
+    // bwrap's --die-with-parent already takes a sandboxed builder down with kiln.
+    const watchdog = job.sandboxed ? undefined : context.watchdog;
+    watchdog?.add(handle.pid);
     try {
       await using builder = handle;
       round.result = await superviseBuilder(builder, {
@@ -148,18 +159,34 @@ export async function runRound(job: RoundJob, context: RoundContext): Promise<Ro
         signal: job.signal,
       });
     } finally {
-      context.watchdog?.remove(handle.pid);
+      watchdog?.remove(handle.pid);
     }
     return round;
   } catch (error) {
-    removeRound(round);
+    removeRound(round, context);
     throw error;
   }
 }
 
-/** Removes a round's directories (whatever they hold). */
-export function removeRound(round: { buildDir?: string; rootDir?: string }): void {
-  for (const dir of [round.buildDir, round.rootDir]) if (dir !== undefined) removeTree(dir);
+/** Removes a round's directories (whatever they hold), in the background where asked to. */
+export function removeRound(
+  round: { buildDir?: string; rootDir?: string },
+  context: Pick<RoundContext, "background">,
+): void {
+  for (const dir of [round.buildDir, round.rootDir]) {
+    if (dir !== undefined) removeDir(dir, context);
+  }
+}
+
+/** Removes `dir` (whatever it holds), in the background where asked to. */
+export function removeDir(dir: string, context: Pick<RoundContext, "background">): void {
+  const background = context.background;
+  if (background === undefined) return removeTree(dir);
+  const removal: Promise<void> = Deno.remove(dir, { recursive: true })
+    .catch(() => removeTree(dir)) // read-only directories, or already gone
+    .catch(() => {}) // left to the store's cleanup of stale temporaries
+    .finally(() => background.delete(removal));
+  background.add(removal);
 }
 
 /** The closures `exportReferencesGraph` asks for, with the store's information on each path. */

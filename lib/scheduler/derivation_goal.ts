@@ -10,6 +10,7 @@
  * directory and are moved into place afterwards.
  */
 
+import { existsSync } from "node:fs";
 import { basename, join } from "node:path";
 import { derivationType } from "../derivation/mod.ts";
 import { makeFixedOutputPath, outputPathName, renderContentAddress } from "../hashing/mod.ts";
@@ -20,12 +21,14 @@ import type { BuildPlan, PlannedDerivation } from "./plan.ts";
 import type { BuildFunction } from "./worker.ts";
 import {
   outputLocation,
+  removeDir,
   removeRound,
   type Round,
   type RoundContext,
   type RoundJob,
   runRound,
 } from "./_build_round.ts";
+import { ClosureCache } from "./_closure.ts";
 import { builderFailure, goalName } from "./_failures.ts";
 import {
   checkOutputs,
@@ -59,12 +62,18 @@ export function buildLogPath(logDir: string, drvPath: string): string {
 
 /** The scheduler's build function for the derivations of `context.plan`. */
 export function makeBuildFunction(context: DerivationGoalContext): BuildFunction {
+  const run: RunState = { ...context, closures: new ClosureCache(context.store) };
   return (drvPath, signal) => {
     const planned = context.plan.derivations.get(drvPath);
     if (planned === undefined) throw new Error(`Internal error: '${drvPath}' is not planned`);
     const outputs = [...planned.outputPaths.values()];
-    return context.store.withPathLock(outputs, () => buildLocked(planned, signal, context));
+    return context.store.withPathLock(outputs, () => buildLocked(planned, signal, run));
   };
+}
+
+/** The context plus what the builds of one run share. */
+interface RunState extends DerivationGoalContext {
+  closures: ClosureCache;
 }
 
 /** A build's outputs after its first round, before they are registered. */
@@ -81,7 +90,7 @@ function failure(reason: FailureOutcome["reason"], message: string): FailureOutc
 async function buildLocked(
   planned: PlannedDerivation,
   signal: AbortSignal,
-  context: DerivationGoalContext,
+  context: RunState,
 ): Promise<BuildOutcome> {
   const { store, settings } = context;
   const { path: drvPath, drv, outputPaths } = planned;
@@ -167,10 +176,14 @@ async function buildLocked(
         });
       }
     }
-    if (!planned.check) register(planned, staged!, validNow, context);
+    if (!planned.check) {
+      for (const info of register(planned, staged!, validNow, context)) {
+        context.closures.remember(info.path, info.references);
+      }
+    }
     return { status: "built", outputs: wantedOutputs(), timesBuilt: rounds };
   } finally {
-    for (const path of leftovers) removeTree(path);
+    for (const path of leftovers) removeDir(path, context);
   }
 }
 
@@ -185,7 +198,7 @@ function unsandboxedProblem(
     return `Cannot build '${drvPath}' without the sandbox: the store lives under '${storeRoot}', ` +
       `so the builder would not find its inputs at their store paths (use the sandbox, or store root '/')`;
   }
-  if (pathExists("/homeless-shelter")) {
+  if (existsSync("/homeless-shelter")) { // unlike pathExists, throws nothing when absent
     return "home directory '/homeless-shelter' exists; please remove it to assure purity of builds without sandboxing";
   }
   for (const [name, path] of planned.outputPaths) {
@@ -198,7 +211,7 @@ function unsandboxedProblem(
 }
 
 /** The input closure: input sources and the wanted outputs of input derivations, closed. */
-function inputClosure(planned: PlannedDerivation, context: DerivationGoalContext): string[] {
+function inputClosure(planned: PlannedDerivation, context: RunState): string[] {
   const roots = [...planned.drv.inputSrcs];
   for (const [input, names] of planned.drv.inputDrvs) {
     const paths = context.plan.derivations.get(input)!.outputPaths;
@@ -209,7 +222,7 @@ function inputClosure(planned: PlannedDerivation, context: DerivationGoalContext
     const host = entry.replace(/\?$/, "").split("=").at(-1)!;
     if (host.startsWith(storeDir)) roots.push(storeDir + host.slice(storeDir.length).split("/")[0]);
   }
-  return roots.length === 0 ? [] : context.store.computeClosure(roots);
+  return context.closures.closure(roots);
 }
 
 /** Scans the examined outputs of a successful round; a failure when one is missing or bad. */
@@ -368,20 +381,20 @@ function finishRound(
 ): void {
   const keep = context.settings.keepFailed && options.failed;
   if (keep) context.onNote?.(`keeping build directory '${round.buildDir}'`);
-  removeRound({ buildDir: keep ? undefined : round.buildDir, rootDir: round.rootDir });
+  removeRound({ buildDir: keep ? undefined : round.buildDir, rootDir: round.rootDir }, context);
   if (round.rootDir !== undefined || !options.failed) return;
   for (const [name, path] of planned.outputPaths) {
     if (!options.validNow.has(name)) removeTree(context.store.physicalPath(path));
   }
 }
 
-/** Moves the staged outputs into place and registers them in one transaction. */
+/** Moves the staged outputs into place and registers them in one transaction; returns them. */
 function register(
   planned: PlannedDerivation,
   staged: Staged,
   validNow: Set<string>,
   context: DerivationGoalContext,
-): void {
+): PathInfo[] {
   const { store } = context;
   const infos: PathInfo[] = [];
   const moved: string[] = [];
@@ -404,6 +417,7 @@ function register(
     for (const path of moved) removeTree(path);
     throw error;
   }
+  return infos;
 }
 
 /** Renames `from` to `to`; an existing `to` (a corrupt path being repaired) is swapped out. */

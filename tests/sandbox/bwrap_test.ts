@@ -2,6 +2,7 @@ import { join } from "node:path";
 import {
   bwrapArgs,
   type BwrapConfig,
+  makeSandboxShare,
   prepareSandbox,
   probeSandbox,
   spawnBuilder,
@@ -129,6 +130,63 @@ Deno.test({
       );
       assert(Deno.statSync(join(config.buildDir, "made-here")).isFile);
     }),
+});
+
+Deno.test("bwrapArgs() mounts only the inputs prepareSandbox did not copy", () => {
+  const args = bwrapArgs({
+    storeDir: STORE,
+    rootDir: "/r",
+    buildDir: "/tmp/b",
+    inputPaths: [INPUT, HIDDEN],
+    copiedInputs: [HIDDEN],
+    share: { etcDir: "/s/etc" },
+    fixedOutput: false,
+  }).join(" ");
+  assert(args.includes(`--ro-bind ${INPUT} ${INPUT}`), args);
+  assert(!args.includes(HIDDEN), args);
+  assert(args.includes("--ro-bind /s/etc/passwd /etc/passwd"), args);
+});
+
+Deno.test({
+  name: "prepareSandbox() copies small file and symlink inputs, shared copies unwritable",
+  ignore,
+  fn: async () => {
+    const top = Deno.makeTempDirSync({ prefix: "kiln-bwrap-" });
+    try {
+      const phys = join(top, "phys");
+      const file = `${STORE}/q4mzjdlh5px6977h7v5fdsk1p33yg583-file`;
+      const link = `${STORE}/f8g8x4m83da3b2f79iv84q2r3qlc58lr-link`;
+      Deno.mkdirSync(join(phys, STORE), { recursive: true });
+      Deno.writeTextFileSync(join(phys, file), "file contents", { mode: 0o444 });
+      Deno.symlinkSync(file, join(phys, link));
+      Deno.mkdirSync(join(top, "build"));
+      const share = makeSandboxShare(join(top, "share"), {});
+      for (const round of [1, 2]) {
+        const config: BwrapConfig = {
+          storeDir: STORE,
+          storeRoot: phys,
+          rootDir: join(top, `root${round}`),
+          buildDir: join(top, "build"),
+          inputPaths: [file, link],
+          sandboxPaths: HOST_PATHS,
+          fixedOutput: false,
+          share,
+        };
+        config.copiedInputs = await prepareSandbox(config);
+        assertEquals(config.copiedInputs, [file, link]);
+        const script = `cat ${file}; echo; readlink ${link}; ` +
+          `chmod u+w ${file} 2>/dev/null || echo unchangeable; stat -c %a ${file}`;
+        assertEquals(
+          await runInSandbox(config, script),
+          // A private copy may change (it is the builder's own); a shared one may not.
+          `file contents\n${file}\n${share.inputsDir ? "unchangeable\n444" : "644"}\n`,
+        );
+      }
+      assertEquals(Deno.readTextFileSync(join(phys, file)), "file contents");
+    } finally {
+      Deno.removeSync(top, { recursive: true });
+    }
+  },
 });
 
 Deno.test({

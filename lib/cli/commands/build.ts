@@ -2,7 +2,12 @@
 
 import { join } from "node:path";
 import { decodeDerivationBytes } from "../../derivation/mod.ts";
-import { probeSandbox, withElfDependencies } from "../../sandbox/mod.ts";
+import {
+  makeSandboxShare,
+  probeSandbox,
+  type SandboxShare,
+  withElfDependencies,
+} from "../../sandbox/mod.ts";
 import {
   buildLogDir,
   type BuildPlan,
@@ -17,7 +22,7 @@ import {
   type SchedulerEvent,
   Watchdog,
 } from "../../scheduler/mod.ts";
-import { LocalStore } from "../../store/mod.ts";
+import { LocalStore, removeTree } from "../../store/mod.ts";
 import { parseCommandArgs, UsageError } from "../args.ts";
 import { type Command, printJson, printLines, printStderr, warn } from "../command.ts";
 import type { Config, Settings } from "../config.ts";
@@ -277,8 +282,17 @@ async function realise(
   };
   const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
   for (const s of signals) Deno.addSignalListener(s, onSignal);
-  const watchdog = plan.roots.some((p) => !plan.graph.get(p)!.valid) ? Watchdog.start() : undefined;
+  const needed = plan.roots.some((p) => !plan.graph.get(p)!.valid);
+  // Only unsandboxed builders need it (bwrap's --die-with-parent covers the others).
+  const watchdog = needed && settings.sandbox !== "on" ? Watchdog.start() : undefined;
+  let shareDir: string | undefined;
+  const background = new Set<Promise<void>>();
   try {
+    let sandboxShare: SandboxShare | undefined;
+    if (needed && settings.sandbox !== "off") {
+      shareDir = store.makeTempPath("sandbox-share");
+      sandboxShare = makeSandboxShare(shareDir, { sandboxBuildDir: settings.sandboxBuildDir });
+    }
     const build = makeBuildFunction({
       store,
       storeRoot: config.storeRoot,
@@ -288,6 +302,8 @@ async function realise(
       tempDir: Deno.env.get("TMPDIR") || "/tmp",
       impureEnv: Deno.env.toObject(),
       watchdog,
+      sandboxShare,
+      background,
       onLine: options.printLogs
         ? (drvPath, line) => printStderr(`${plan.derivations.get(drvPath)!.drv.name}> ${line}`)
         : undefined,
@@ -314,6 +330,8 @@ async function realise(
     return results;
   } finally {
     for (const s of signals) Deno.removeSignalListener(s, onSignal);
+    await Promise.all(background);
+    if (shareDir !== undefined) removeTree(shareDir);
     await watchdog?.close();
   }
 }

@@ -1,0 +1,268 @@
+/**
+ * Starting a builder through glibc's `posix_spawn` (FFI) in one exec: in a new session
+ * (`POSIX_SPAWN_SETSID`), stdout and stderr both on one pipe (in order, as Nix's log pipe),
+ * stdin `/dev/null`, every signal back to its default disposition and none blocked, and exactly
+ * the given environment whatever its names. Deno's own spawn needs util-linux `setsid` (one exec
+ * more) or `detached` (a fork of this whole process) for the session, and cannot give two fds one
+ * pipe. Core dumps are turned off once for this process (soft `RLIMIT_CORE` 0, hard limit kept),
+ * which every builder inherits. The pipe and the exit status are read on Deno's blocking threads
+ * (nonblocking FFI calls), so a running builder never blocks the event loop.
+ */
+
+/** How the builder ended, as Deno reports it: an exit code, or the signal's name. */
+export interface LibcStatus {
+  code: number | null;
+  signal: string | null;
+}
+
+/** A builder started by {@link libcSpawn}. */
+export interface LibcChild {
+  pid: number;
+  /** stdout and stderr together. */
+  output: ReadableStream<Uint8Array>;
+  status: Promise<LibcStatus>;
+}
+
+const SYMBOLS = {
+  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  posix_spawn: {
+    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
+    result: "i32",
+  },
+  posix_spawn_file_actions_init: { parameters: ["buffer"], result: "i32" },
+  posix_spawn_file_actions_destroy: { parameters: ["buffer"], result: "i32" },
+  posix_spawn_file_actions_adddup2: { parameters: ["buffer", "i32", "i32"], result: "i32" },
+  posix_spawn_file_actions_addopen: {
+    parameters: ["buffer", "i32", "buffer", "i32", "u32"],
+    result: "i32",
+  },
+  posix_spawn_file_actions_addchdir_np: { parameters: ["buffer", "buffer"], result: "i32" },
+  posix_spawnattr_init: { parameters: ["buffer"], result: "i32" },
+  posix_spawnattr_destroy: { parameters: ["buffer"], result: "i32" },
+  posix_spawnattr_setflags: { parameters: ["buffer", "i16"], result: "i32" },
+  posix_spawnattr_setsigdefault: { parameters: ["buffer", "buffer"], result: "i32" },
+  posix_spawnattr_setsigmask: { parameters: ["buffer", "buffer"], result: "i32" },
+  getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
+  setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
+  waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32", nonblocking: true },
+  waitid: { parameters: ["i32", "u32", "buffer", "i32"], result: "i32", nonblocking: true },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
+} as const;
+
+type _Libc = Deno.DynamicLibrary<typeof SYMBOLS>;
+
+const O_CLOEXEC = 0o2000000;
+const POSIX_SPAWN_SETSIGDEF = 0x04;
+const POSIX_SPAWN_SETSIGMASK = 0x08;
+const POSIX_SPAWN_SETSID = 0x80;
+const RLIMIT_CORE = 4;
+/** Larger than glibc's posix_spawn_file_actions_t (80 bytes) and posix_spawnattr_t (336). */
+const OPAQUE_BYTES = 1024;
+/** sigset_t: 1024 bits. */
+const ALL_SIGNALS = new Uint8Array(128).fill(0xff);
+const NO_SIGNALS = new Uint8Array(128);
+const READ_BYTES = 65536;
+const DEV_NULL = cString("/dev/null");
+
+/** Linux signal numbers 1-31 (x86-64 and arm64 alike). */
+const SIGNAL_NAMES = [
+  "SIGHUP",
+  "SIGINT",
+  "SIGQUIT",
+  "SIGILL",
+  "SIGTRAP",
+  "SIGABRT",
+  "SIGBUS",
+  "SIGFPE",
+  "SIGKILL",
+  "SIGUSR1",
+  "SIGSEGV",
+  "SIGUSR2",
+  "SIGPIPE",
+  "SIGALRM",
+  "SIGTERM",
+  "SIGSTKFLT",
+  "SIGCHLD",
+  "SIGCONT",
+  "SIGSTOP",
+  "SIGTSTP",
+  "SIGTTIN",
+  "SIGTTOU",
+  "SIGURG",
+  "SIGXCPU",
+  "SIGXFSZ",
+  "SIGVTALRM",
+  "SIGPROF",
+  "SIGWINCH",
+  "SIGIO",
+  "SIGPWR",
+  "SIGSYS",
+]; // deno-fmt-ignore
+
+let libc: _Libc | undefined | null = null;
+
+/** glibc with core dumps turned off, loaded once; undefined where FFI or glibc is missing. */
+function loadLibc(): _Libc | undefined {
+  if (libc !== null) return libc;
+  libc = undefined;
+  if (Deno.build.os !== "linux") return undefined;
+  let lib: _Libc;
+  try {
+    lib = Deno.dlopen("libc.so.6", SYMBOLS);
+  } catch {
+    return undefined; // no FFI permission, or not glibc
+  }
+  const limits = new BigUint64Array(2);
+  if (lib.symbols.getrlimit(RLIMIT_CORE, limits) === 0) {
+    limits[0] = 0n;
+    if (lib.symbols.setrlimit(RLIMIT_CORE, limits) === 0) libc = lib;
+  }
+  if (libc === undefined) lib.close();
+  return libc;
+}
+
+/** Whether {@link libcSpawn} works in this process. */
+export function libcSpawnAvailable(): boolean {
+  return loadLibc() !== undefined;
+}
+
+/**
+ * Starts `argv[0]` (an absolute path: no PATH search) with `argv`, exactly `env`, in `cwd`.
+ * Throws a Deno error (NotFound, PermissionDenied, ...) when it cannot be started.
+ */
+export function libcSpawn(
+  argv: readonly string[],
+  env: Record<string, string>,
+  cwd: string,
+): LibcChild {
+  const lib = loadLibc();
+  if (lib === undefined) throw new Error("Internal error: libcSpawn() is not available here");
+  const s = lib.symbols;
+  const cwdC = cString(cwd);
+  const args = argv.map(cString);
+  const envs = Object.entries(env).map(([k, v]) => cString(`${k}=${v}`));
+  const fds = new Int32Array(2);
+  if (s.pipe2(fds, O_CLOEXEC) !== 0) throw new Deno.errors.Interrupted("Cannot create a pipe");
+  const [readEnd, writeEnd] = fds;
+  const actions = new Uint8Array(OPAQUE_BYTES);
+  const attr = new Uint8Array(OPAQUE_BYTES);
+  const pid = new Int32Array(1);
+  let error: number;
+  s.posix_spawn_file_actions_init(actions);
+  s.posix_spawnattr_init(attr);
+  try {
+    s.posix_spawn_file_actions_addopen(actions, 0, DEV_NULL, 0, 0);
+    s.posix_spawn_file_actions_adddup2(actions, writeEnd, 1);
+    s.posix_spawn_file_actions_adddup2(actions, writeEnd, 2);
+    s.posix_spawn_file_actions_addchdir_np(actions, cwdC);
+    s.posix_spawnattr_setsigdefault(attr, ALL_SIGNALS);
+    s.posix_spawnattr_setsigmask(attr, NO_SIGNALS);
+    s.posix_spawnattr_setflags(
+      attr,
+      POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID,
+    );
+    error = s.posix_spawn(pid, args[0], actions, attr, pointers(args), pointers(envs));
+  } finally {
+    s.posix_spawn_file_actions_destroy(actions);
+    s.posix_spawnattr_destroy(attr);
+    s.close(writeEnd);
+  }
+  if (error !== 0) {
+    s.close(readEnd);
+    throw spawnError(argv[0], cwd, error);
+  }
+  return { pid: pid[0], output: readPipe(lib, readEnd), status: waitFor(lib, pid[0]) };
+}
+
+/** The pipe as a stream; the fd is closed at EOF, or on cancel once no read is under way. */
+function readPipe(lib: _Libc, fd: number): ReadableStream<Uint8Array> {
+  const buffer = new Uint8Array(READ_BYTES);
+  let open = true;
+  let cancelled = false;
+  let reading: Promise<unknown> | undefined;
+  const close = () => {
+    if (open) lib.symbols.close(fd);
+    open = false;
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const pending = lib.symbols.read(fd, buffer, BigInt(READ_BYTES));
+      reading = pending;
+      const n = Number(await pending);
+      reading = undefined;
+      if (cancelled) return;
+      if (n > 0) return controller.enqueue(buffer.slice(0, n));
+      close();
+      if (n === 0) controller.close();
+      else controller.error(new Deno.errors.Interrupted("Reading the builder's output failed"));
+    },
+    async cancel() {
+      cancelled = true;
+      // Closing the fd while a thread still reads it could let that read hit a reused fd.
+      if (reading !== undefined) await reading.catch(() => {});
+      close();
+    },
+  }, { highWaterMark: 0 });
+}
+
+const P_PID = 1;
+const WEXITED = 4;
+const WNOWAIT = 0x01000000;
+/** sizeof(siginfo_t). */
+const SIGINFO_BYTES = 128;
+
+/**
+ * Waits for the builder to exit, kills what is left of its process group, then reaps it. The kill
+ * comes while the builder is a zombie: until it is reaped its pid (and so its group id) cannot be
+ * reused, so `kill(-pid)` cannot reach an unrelated process group that took the number.
+ */
+async function waitFor(lib: _Libc, pid: number): Promise<LibcStatus> {
+  if (
+    await lib.symbols.waitid(P_PID, pid, new Uint8Array(SIGINFO_BYTES), WEXITED | WNOWAIT) === 0
+  ) {
+    try {
+      Deno.kill(-pid, "SIGKILL");
+    } catch {
+      // the group is already empty but for the zombie
+    }
+  }
+  const status = new Int32Array(1);
+  for (let failures = 0; (await lib.symbols.waitpid(pid, status, 0)) !== pid;) {
+    // EINTR cannot happen (Deno's handlers restart) but is harmless; anything else is lost.
+    if (++failures === 3) throw new Error(`Internal error: cannot wait for builder ${pid}`);
+  }
+  const raw = status[0];
+  const signal = raw & 0x7f;
+  if (signal === 0) return { code: (raw >> 8) & 0xff, signal: null };
+  return { code: null, signal: SIGNAL_NAMES[signal - 1] ?? `SIG${signal}` };
+}
+
+function spawnError(program: string, cwd: string, errno: number): Error {
+  const what = `Failed to spawn '${program}'`;
+  switch (errno) {
+    case 2:
+      return new Deno.errors.NotFound(`${what}: no such file or directory (or cwd '${cwd}')`);
+    case 13:
+      return new Deno.errors.PermissionDenied(`${what}: permission denied`);
+    default:
+      return new Error(`${what}: error ${errno}`);
+  }
+}
+
+function cString(text: string): Uint8Array<ArrayBuffer> {
+  if (text.includes("\0")) throw new TypeError(`Argument or variable '${text}' contains NUL`);
+  const bytes = new TextEncoder().encode(text);
+  const c = new Uint8Array(bytes.length + 1);
+  c.set(bytes);
+  return c;
+}
+
+/** A NULL-terminated array of pointers to `strings` (which must outlive its use). */
+function pointers(strings: readonly Uint8Array<ArrayBuffer>[]): BigUint64Array<ArrayBuffer> {
+  const array = new BigUint64Array(strings.length + 1);
+  for (const [i, s] of strings.entries()) {
+    array[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(s)));
+  }
+  return array;
+}

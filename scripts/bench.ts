@@ -7,13 +7,24 @@
  *   scripts/bench   (the same)
  *
  * PATH (default /usr/share; `--size small` generates a ~20 MB tree under .bench/) is what the
- * sections hash and add. Later sections (builds, substitution) join the SECTIONS list.
+ * nar-hash and store-add sections hash and add. `--size small` also shrinks the build graphs and
+ * the substitution closure, for a quick look; the issue's figures are for `full`.
+ * Sections: nar-hash, store-add, build (wide and chain graphs, without and with the sandbox),
+ * scheduler (20,000-node graphs through the scheduler alone), substitute (a 500-path, 300 MB
+ * closure from file:// caches and from `kiln serve`, `kiln copy --to`, serve throughput).
  */
 
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { KilnStore } from "../tests/_kiln.ts";
 import { nixAvailable, NixSandbox } from "../tests/_nix.ts";
+import { benchKiln, benchNix, type BuildShape } from "./bench_build.ts";
+import { benchScheduler } from "./bench_scheduler.ts";
+import {
+  benchServeThroughput,
+  prepareSubstituteBench,
+  runSubstituteBench,
+} from "./bench_substitute.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const KILN = join(ROOT, "scripts/kiln");
@@ -22,12 +33,14 @@ const KILN = join(ROOT, "scripts/kiln");
 interface BenchContext {
   target: string;
   runs: number;
+  small: boolean;
 }
 
 /** One measured comparison; `nixMs` is absent when Nix is not available. */
 interface BenchRow {
   section: string;
-  kilnMs: number;
+  /** Absent for rows that only carry a note (throughput). */
+  kilnMs?: number;
   nixMs?: number;
   note?: string;
 }
@@ -35,7 +48,7 @@ interface BenchRow {
 interface Section {
   name: string;
   summary: string;
-  run(context: BenchContext): Promise<BenchRow>;
+  run(context: BenchContext): Promise<BenchRow[]>;
 }
 
 /** What one timed command printed and how long it took. */
@@ -83,10 +96,10 @@ const narHashSection: Section = {
   summary: "NAR sha256 of the tree: kiln hash path vs nix hash path",
   async run({ target, runs }) {
     const kiln = await bestOfWarm(runs, () => timeCommand(KILN, ["hash", "path", target], {}));
-    if (!nixAvailable) return { section: this.name, kilnMs: kiln.ms };
+    if (!nixAvailable) return [{ section: this.name, kilnMs: kiln.ms }];
     const nix = await bestOfWarm(runs, () => timeCommand("nix", ["hash", "path", target], NIX_ENV));
     const note = kiln.stdout === nix.stdout ? undefined : `MISMATCH ${kiln.stdout} ${nix.stdout}`;
-    return { section: this.name, kilnMs: kiln.ms, nixMs: nix.ms, note };
+    return [{ section: this.name, kilnMs: kiln.ms, nixMs: nix.ms, note }];
   },
 };
 
@@ -116,11 +129,92 @@ const storeAddSection: Section = {
         nix.cleanup();
       }
     }
-    return { section: this.name, kilnMs, nixMs: nixAvailable ? nixMs : undefined, note };
+    return [{ section: this.name, kilnMs, nixMs: nixAvailable ? nixMs : undefined, note }];
   },
 };
 
-const SECTIONS: readonly Section[] = [narHashSection, storeAddSection];
+const buildSection: Section = {
+  name: "build",
+  summary: "wide (300 + 1) and chain (200) graphs of /bin/sh builds, -j 2, kiln vs nix-store",
+  async run({ runs, small }) {
+    const rows: BenchRow[] = [];
+    const graphs: [BuildShape, number][] = [["wide", small ? 50 : 300], [
+      "chain",
+      small ? 50 : 200,
+    ]];
+    for (const [shape, nodes] of graphs) {
+      for (const sandbox of [false, true]) {
+        let kilnMs = Infinity;
+        let nixMs = Infinity;
+        let peak = 0;
+        for (let i = 0; i < runs; i++) {
+          const kiln = await benchKiln(shape, nodes, { jobs: 2, sandbox });
+          kilnMs = Math.min(kilnMs, kiln.ms);
+          peak = Math.max(peak, kiln.peakMiB ?? 0);
+          if (nixAvailable) {
+            nixMs = Math.min(nixMs, (await benchNix(shape, nodes, { jobs: 2, sandbox })).ms);
+          }
+        }
+        rows.push({
+          section: `build-${shape}-${nodes}${sandbox ? "-sandbox" : ""}`,
+          kilnMs,
+          nixMs: nixAvailable ? nixMs : undefined,
+          note: `kiln peak RSS ${peak} MiB`,
+        });
+      }
+    }
+    return rows;
+  },
+};
+
+const schedulerSection: Section = {
+  name: "scheduler",
+  summary: "random DAGs (~3 deps each) of instant builds through the scheduler alone",
+  async run({ small }) {
+    const rows: BenchRow[] = [];
+    for (const nodes of small ? [1_000, 5_000] : [1_000, 5_000, 20_000]) {
+      const { ms, peakRssMb } = await benchScheduler(nodes, "random");
+      rows.push({
+        section: `scheduler-${nodes}`,
+        kilnMs: ms,
+        note: `${((ms * 1000) / nodes).toFixed(1)} us per node, peak RSS ${
+          peakRssMb.toFixed(0)
+        } MiB`,
+      });
+    }
+    return rows;
+  },
+};
+
+const substituteSection: Section = {
+  name: "substitute",
+  summary: "a 500-path, 300 MB closure: copy --to, realise from file:// (zstd, xz) and kiln serve",
+  async run({ small }) {
+    if (!nixAvailable) return [{ section: this.name, note: "needs nix" }];
+    using fixture = await prepareSubstituteBench(
+      small ? { paths: 100, megabytes: 30, xz: false } : {},
+    );
+    const rows: BenchRow[] = await runSubstituteBench(fixture);
+    for (const clients of [1, 16, 64]) {
+      const t = await benchServeThroughput(fixture, { clients });
+      rows.push({
+        section: `serve-${clients}-clients`,
+        note: `${t.narInfoPerSecond.toFixed(0)} narinfo/s, ${
+          t.narMegabytesPerSecond.toFixed(0)
+        } MB/s of NAR`,
+      });
+    }
+    return rows;
+  },
+};
+
+const SECTIONS: readonly Section[] = [
+  narHashSection,
+  storeAddSection,
+  buildSection,
+  schedulerSection,
+  substituteSection,
+];
 
 /** A deterministic tree of ~2000 files (~20 MB) with executables and symlinks, made once. */
 function ensureSmallTree(): string {
@@ -163,7 +257,7 @@ function printTable(rows: BenchRow[], target: string, sizeText: string): void {
     r.section,
     formatMs(r.kilnMs),
     formatMs(r.nixMs),
-    r.nixMs === undefined ? "-" : (r.kilnMs / r.nixMs).toFixed(2),
+    r.nixMs === undefined || r.kilnMs === undefined ? "-" : (r.kilnMs / r.nixMs).toFixed(2),
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const line = (cells: string[]) =>
@@ -204,11 +298,11 @@ async function main(): Promise<number> {
   const sizeText = new TextDecoder().decode(
     (await new Deno.Command("du", { args: ["-sh", target], stdout: "piped" }).output()).stdout,
   ).split("\t")[0];
-  const context = { target, runs: Number(values.runs) };
+  const context = { target, runs: Number(values.runs), small: values.size === "small" };
   const rows: BenchRow[] = [];
   for (const section of SECTIONS.filter((s) => wanted.includes(s.name))) {
     console.error(`running ${section.name}: ${section.summary}`);
-    rows.push(await section.run(context));
+    rows.push(...await section.run(context));
   }
   printTable(rows, target, sizeText);
   return 0;

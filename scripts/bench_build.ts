@@ -26,7 +26,7 @@ export type BuildShape = "wide" | "chain";
 export interface BuildBenchRow {
   shape: BuildShape;
   nodes: number;
-  tool: "kiln" | "kiln-sandbox" | "nix";
+  tool: "kiln" | "kiln-sandbox" | "nix" | "nix-sandbox";
   ms: number;
   /** Peak resident set of the kiln process, in MiB (kiln only). */
   peakMiB?: number;
@@ -73,6 +73,8 @@ export async function benchKiln(
   options: { jobs: number; sandbox: boolean },
 ): Promise<BuildBenchRow> {
   const store = makeBuildStore();
+  // kiln's default sandbox-paths: /bin/sh with the loader and libraries it needs.
+  delete store.env.KILN_CONFIG;
   try {
     const set = new DrvSet(store.storeDir);
     const target = makeBuildGraph(set, shape, nodes);
@@ -114,20 +116,27 @@ export async function benchKiln(
   }
 }
 
-/** Builds the same graph with Nix 2.8 (sandbox off, as Debian's Nix runs) in a fresh store. */
+/**
+ * Nix's sandbox needs the host's dynamically linked /bin/sh and what it loads; Nix 2.8 binds
+ * directories, so these are the smallest set that runs it.
+ */
+const NIX_SANDBOX_CONFIG = "sandbox = true\nsandbox-paths = /bin/sh /lib /lib64 /usr/lib\n";
+
+/** Builds the same graph with Nix 2.8 in a fresh store, with or without its sandbox. */
 export async function benchNix(
   shape: BuildShape,
   nodes: number,
-  options: { jobs: number },
+  options: { jobs: number; sandbox: boolean },
 ): Promise<BuildBenchRow> {
-  const nix = new NixSandbox("sandbox = false\n");
+  const nix = new NixSandbox(options.sandbox ? NIX_SANDBOX_CONFIG : "sandbox = false\n");
   try {
     const file = join(nix.root, "graph.nix");
     Deno.writeTextFileSync(file, nixExpression(shape, nodes));
     const drv = (await nix.run("nix-instantiate", [file])).trim();
     const start = performance.now();
     await nix.run("nix-store", ["--realise", drv, "-j", String(options.jobs)]);
-    return { shape, nodes, tool: "nix", ms: performance.now() - start };
+    const tool = options.sandbox ? "nix-sandbox" : "nix";
+    return { shape, nodes, tool, ms: performance.now() - start };
   } finally {
     nix.cleanup();
   }
@@ -158,7 +167,10 @@ async function main(): Promise<void> {
         await benchKiln(shape, nodes, { jobs, sandbox: false }),
         await benchKiln(shape, nodes, { jobs, sandbox: true }),
       ];
-      if (nixAvailable) measured.push(await benchNix(shape, nodes, { jobs }));
+      if (nixAvailable) {
+        measured.push(await benchNix(shape, nodes, { jobs, sandbox: false }));
+        measured.push(await benchNix(shape, nodes, { jobs, sandbox: true }));
+      }
       for (const [i, row] of measured.entries()) if (!(best[i]?.ms <= row.ms)) best[i] = row;
     }
     rows.push(...best);
@@ -168,8 +180,11 @@ async function main(): Promise<void> {
     return;
   }
   for (const row of rows) {
-    const nix = rows.find((r) => r.shape === row.shape && r.tool === "nix");
-    const ratio = nix && row.tool !== "nix" ? `  ${(row.ms / nix.ms).toFixed(2)}x nix` : "";
+    const nixTool = row.tool === "kiln-sandbox" ? "nix-sandbox" : "nix";
+    const nix = rows.find((r) => r.shape === row.shape && r.tool === nixTool);
+    const ratio = nix && row.tool.startsWith("kiln")
+      ? `  ${(row.ms / nix.ms).toFixed(2)}x nix`
+      : "";
     const mem = row.peakMiB === undefined ? "" : `  peak ${row.peakMiB} MiB`;
     console.log(
       `${row.shape.padEnd(6)} ${String(row.nodes).padStart(4)}  ${row.tool.padEnd(12)} ${

@@ -2,13 +2,13 @@
 
 import {
   generateKeyPair,
-  parseSecretKey,
   printPublicKey,
   printSecretKey,
   publicKeyOf,
 } from "../../substituter/mod.ts";
 import { parseCommandArgs, runSubcommand, UsageError } from "../args.ts";
 import { type Command, printLines } from "../command.ts";
+import { readSecretKeyFile } from "../substituters.ts";
 
 const USAGE = `Usage:
   kiln key generate NAME --secret-file SK --public-file PK
@@ -56,13 +56,7 @@ function showPublic(args: string[]): number {
   if (positionals.length > 0) throw new UsageError("kiln key public takes no arguments");
   const secretFile = values["secret-file"];
   if (secretFile === undefined) throw new UsageError("kiln key public needs --secret-file");
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(secretFile);
-  } catch (e) {
-    throw new Error(`Cannot read secret key file '${secretFile}': ${(e as Error).message}`);
-  }
-  printLines([printPublicKey(publicKeyOf(parseSecretKey(text)))]);
+  printLines([printPublicKey(publicKeyOf(readSecretKeyFile(secretFile)))]);
   return 0;
 }
 

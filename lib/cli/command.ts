@@ -2,12 +2,17 @@
 
 /** A top-level verb (`kiln hash ...`): takes its arguments, returns the exit status. */
 export interface Command {
-  name: string;
-  /** One line for `kiln --help`. */
-  summary: string;
   /** Full usage text for `kiln VERB --help`. */
   usage: string;
   run(args: string[]): Promise<number>;
+}
+
+/** A verb as `kiln --help` lists it; its module is loaded only to run it. */
+export interface CommandEntry {
+  name: string;
+  /** One line for `kiln --help`. */
+  summary: string;
+  load(): Promise<Command>;
 }
 
 const encoder = new TextEncoder();

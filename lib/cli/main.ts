@@ -1,27 +1,57 @@
 /** Dispatches `kiln VERB ...` to its command and turns a thrown error into one line and status 1. */
 
 import { UsageError } from "./args.ts";
-import { type Command, printLines, printStderr } from "./command.ts";
-import { buildCommand } from "./commands/build.ts";
-import { copyCommand } from "./commands/copy.ts";
-import { derivationCommand } from "./commands/derivation.ts";
-import { hashCommand } from "./commands/hash.ts";
-import { keyCommand } from "./commands/key.ts";
-import { logCommand } from "./commands/log.ts";
-import { narCommand } from "./commands/nar.ts";
-import { serveCommand } from "./commands/serve.ts";
-import { storeCommand } from "./commands/store.ts";
-
-export const COMMANDS: readonly Command[] = [
-  hashCommand,
-  narCommand,
-  storeCommand,
-  derivationCommand,
-  buildCommand,
-  logCommand,
-  keyCommand,
-  copyCommand,
-  serveCommand,
+import { type CommandEntry, printLines, printStderr } from "./command.ts";
+/**
+ * Every verb, with the one line `kiln --help` shows. A command's module is loaded only when it
+ * runs, so that `kiln hash` does not pay for loading the build engine or the cache codecs.
+ */
+export const COMMANDS: readonly CommandEntry[] = [
+  {
+    name: "hash",
+    summary: "hash paths and files, convert hash formats",
+    load: () => import("./commands/hash.ts").then((m) => m.hashCommand),
+  },
+  {
+    name: "nar",
+    summary: "dump, restore and list Nix archives (NAR)",
+    load: () => import("./commands/nar.ts").then((m) => m.narCommand),
+  },
+  {
+    name: "store",
+    summary: "add paths to the store, show path metadata, sign paths",
+    load: () => import("./commands/store.ts").then((m) => m.storeCommand),
+  },
+  {
+    name: "derivation",
+    summary: "add .drv files from JSON or ATerm, show derivations as JSON",
+    load: () => import("./commands/derivation.ts").then((m) => m.derivationCommand),
+  },
+  {
+    name: "build",
+    summary: "build derivations and print their output paths",
+    load: () => import("./commands/build.ts").then((m) => m.buildCommand),
+  },
+  {
+    name: "log",
+    summary: "print the build log of a derivation or output path",
+    load: () => import("./commands/log.ts").then((m) => m.logCommand),
+  },
+  {
+    name: "key",
+    summary: "generate binary cache signing keys, print a secret key's public key",
+    load: () => import("./commands/key.ts").then((m) => m.keyCommand),
+  },
+  {
+    name: "copy",
+    summary: "copy paths to or from a binary cache",
+    load: () => import("./commands/copy.ts").then((m) => m.copyCommand),
+  },
+  {
+    name: "serve",
+    summary: "serve the store as a binary cache over HTTP",
+    load: () => import("./commands/serve.ts").then((m) => m.serveCommand),
+  },
 ];
 
 const TOP_USAGE = `Usage: kiln COMMAND [OPTIONS] [ARGS...]
@@ -47,16 +77,17 @@ export async function main(args: string[]): Promise<number> {
     printLines(["kiln 0.1.0"]);
     return 0;
   }
-  const command = COMMANDS.find((c) => c.name === verb);
-  if (!command) {
+  const entry = COMMANDS.find((c) => c.name === verb);
+  if (!entry) {
     printStderr(`error: unknown command '${verb}'; run 'kiln --help' for the list`);
     return 1;
   }
-  if (rest.includes("--help") || rest.includes("-h")) {
-    printLines([command.usage]);
-    return 0;
-  }
   try {
+    const command = await entry.load();
+    if (rest.includes("--help") || rest.includes("-h")) {
+      printLines([command.usage]);
+      return 0;
+    }
     return await command.run(rest);
   } catch (e) {
     printStderr(`error: ${describeError(e)}`);

@@ -99,8 +99,6 @@ const OPTIONS = {
 } as const;
 
 export const buildCommand: Command = {
-  name: "build",
-  summary: "build derivations and print their output paths",
   usage: USAGE,
   run,
 };

@@ -30,8 +30,6 @@ const USAGE = `Usage:
 Progress ('copying path ...') goes to stderr.`;
 
 export const copyCommand: Command = {
-  name: "copy",
-  summary: "copy paths to or from a binary cache",
   usage: USAGE,
   async run(args) {
     const { values, positionals, config } = parseCommandArgs(args, {

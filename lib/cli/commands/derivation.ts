@@ -26,8 +26,6 @@ const USAGE = `Usage:
       derivation of their closure. Compact unless --pretty (default when stdout is a terminal).`;
 
 export const derivationCommand: Command = {
-  name: "derivation",
-  summary: "add .drv files from JSON or ATerm, show derivations as JSON",
   usage: USAGE,
   run: (args) => runSubcommand("derivation", args, { add, show }),
 };

@@ -33,8 +33,6 @@ const OUTPUT_FLAGS = {
 } as const;
 
 export const hashCommand: Command = {
-  name: "hash",
-  summary: "hash paths and files, convert hash formats",
   usage: USAGE,
   run: (args) =>
     runSubcommand("hash", args, {

@@ -19,8 +19,6 @@ const USAGE = `Usage:
       print the public key of the secret key in SK`;
 
 export const keyCommand: Command = {
-  name: "key",
-  summary: "generate binary cache signing keys, print a secret key's public key",
   usage: USAGE,
   run: (args) => runSubcommand("key", args, { generate, public: showPublic }),
 };

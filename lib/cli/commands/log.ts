@@ -11,8 +11,6 @@ Prints the log of the last build of PATH, a .drv store path or an output path bu
 (found through its deriver), decompressed.`;
 
 export const logCommand: Command = {
-  name: "log",
-  summary: "print the build log of a derivation or output path",
   usage: USAGE,
   async run(args) {
     const { positionals, config: getConfig } = parseCommandArgs(args, {});

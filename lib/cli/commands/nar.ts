@@ -14,8 +14,6 @@ const USAGE = `Usage:
       list PATH (absolute inside the archive, default /) of a NAR file, as 'nix nar ls'`;
 
 export const narCommand: Command = {
-  name: "nar",
-  summary: "dump, restore and list Nix archives (NAR)",
   usage: USAGE,
   run: (args) =>
     runSubcommand("nar", args, {

@@ -16,8 +16,6 @@ const USAGE = `Usage:
       free one. The address is printed on stderr; SIGINT or SIGTERM stops the server.`;
 
 export const serveCommand: Command = {
-  name: "serve",
-  summary: "serve the store as a binary cache over HTTP",
   usage: USAGE,
   async run(args) {
     const { values, positionals, config } = parseCommandArgs(args, {

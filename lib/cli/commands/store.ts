@@ -24,8 +24,6 @@ PATH for path-info is a store path itself (<store dir>/<hash>-<name>), not a fil
 nor a symlink to one. ALGO is md5, sha1, sha256 or sha512. NAME defaults to PATH's base name.`;
 
 export const storeCommand: Command = {
-  name: "store",
-  summary: "add paths to the store, show path metadata",
   usage: USAGE,
   run: (args) => runSubcommand("store", args, { add, "path-info": pathInfo, sign: signPaths }),
 };

@@ -2,7 +2,7 @@
  * NAR and the file system: dump a tree as `nix-store --dump` does, hash it, restore a NAR into a
  * tree, copy a tree while hashing it (`ingestPath`), and list a NAR's entries. All walks are
  * synchronous (sync fs ops cost far less than async ones across many small files), read files
- * through libc where allowed (_file_reader.ts) and hash on a second thread (_parallel_hasher.ts).
+ * through libc where allowed (_file_io.ts) and hash on a second thread (_parallel_hasher.ts).
  */
 
 import { lutimesSync } from "node:fs";
@@ -18,7 +18,7 @@ import {
   parseNar,
   sortNames,
 } from "../hashing/mod.ts";
-import { type FileReader, openFileReader } from "./_file_reader.ts";
+import { type FileIo, openFileIo } from "./_file_io.ts";
 import { ParallelHasher } from "./_parallel_hasher.ts";
 
 /** The bit Nix reads as "executable" (S_IXUSR). */
@@ -266,7 +266,7 @@ interface _LargeFile {
  * or one buffer of a file too large for the writer's buffer), so that a stream can pause it.
  */
 class _TreeDumper implements Disposable {
-  readonly #files: FileReader = openFileReader();
+  readonly #files: FileIo = openFileIo();
   readonly #stack: _OpenDirectory[] = [];
   #large: _LargeFile | undefined;
   #started = false;
@@ -314,10 +314,9 @@ class _TreeDumper implements Disposable {
     this.#files[Symbol.dispose]();
   }
 
-  /** Fixes a copied file's mode where the umask cut it, and its mtime when canonicalising. */
-  #finishCopy(path: string, mode: number): void {
+  /** Fixes a copied file's mode where the umask cut it. */
+  #fixMode(path: string, mode: number): void {
     if ((mode & this.walk.copy!.umask) !== 0) Deno.chmodSync(path, mode);
-    if (this.walk.canonicalise) Deno.utimeSync(path, CANONICAL_MTIME, CANONICAL_MTIME);
   }
 
   #closeLarge(): void {
@@ -391,8 +390,8 @@ class _TreeDumper implements Disposable {
     }
     contents?.update(data);
     if (dest !== undefined) {
-      Deno.writeFileSync(dest, data, { createNew: true, mode });
-      this.#finishCopy(dest, mode);
+      files.createFile(dest, data, mode, canonicalise ? CANONICAL_MTIME : undefined);
+      this.#fixMode(dest, mode);
     }
     writer.end();
   }
@@ -405,13 +404,16 @@ class _TreeDumper implements Disposable {
     if (file.output) _writeAll(file.output, piece);
     file.left -= piece.length;
     if (file.left > 0) return;
-    if (file.output) this.#finishCopy(file.dest!, file.mode);
+    if (file.output) {
+      this.#fixMode(file.dest!, file.mode);
+      if (this.walk.canonicalise) file.output.utimeSync(CANONICAL_MTIME, CANONICAL_MTIME);
+    }
     this.#closeLarge();
     writer.end();
   }
 }
 
-function _readFull(files: FileReader, handle: number, into: Uint8Array, path: string): void {
+function _readFull(files: FileIo, handle: number, into: Uint8Array, path: string): void {
   for (let off = 0; off < into.length;) {
     const n = files.read(handle, into.subarray(off));
     if (n === 0) throw new RangeError(`File '${path}' shrank while being read`);

@@ -128,7 +128,8 @@ export function libcSpawnAvailable(): boolean {
 }
 
 /**
- * Starts `argv[0]` (an absolute path: no PATH search) with `argv`, exactly `env`, in `cwd`.
+ * Starts `argv[0]` (an absolute path: no PATH search) with `argv` (its first element cut to the
+ * base name), exactly `env`, in `cwd`.
  * Throws a Deno error (NotFound, PermissionDenied, ...) when it cannot be started.
  */
 export function libcSpawn(
@@ -140,7 +141,9 @@ export function libcSpawn(
   if (lib === undefined) throw new Error("Internal error: libcSpawn() is not available here");
   const s = lib.symbols;
   const cwdC = cString(cwd);
-  const args = argv.map(cString);
+  const program = cString(argv[0]);
+  // As Nix does, the program sees its base name as argv[0].
+  const args = [argv[0].slice(argv[0].lastIndexOf("/") + 1), ...argv.slice(1)].map(cString);
   const envs = Object.entries(env).map(([k, v]) => cString(`${k}=${v}`));
   const fds = new Int32Array(2);
   if (s.pipe2(fds, O_CLOEXEC) !== 0) throw new Deno.errors.Interrupted("Cannot create a pipe");
@@ -162,7 +165,7 @@ export function libcSpawn(
       attr,
       POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID,
     );
-    error = s.posix_spawn(pid, args[0], actions, attr, pointers(args), pointers(envs));
+    error = s.posix_spawn(pid, program, actions, attr, pointers(args), pointers(envs));
   } finally {
     s.posix_spawn_file_actions_destroy(actions);
     s.posix_spawnattr_destroy(attr);

@@ -21,6 +21,16 @@ for (const launcher of LAUNCHERS) {
     assertEquals(await handle.status, { code: 0, signal: null });
   });
 
+  if (launcher === "libc") {
+    Deno.test("spawnBuilder() gives the builder its base name as argv[0], as Nix does", async () => {
+      await using handle = spawnBuilder(sh("/usr/bin/tr '\\0' ' ' < /proc/$$/cmdline"));
+      assertEquals(
+        await readText(handle.output),
+        "sh -c /usr/bin/tr '\\0' ' ' < /proc/$$/cmdline ",
+      );
+    });
+  }
+
   Deno.test(`spawnBuilder() passes exactly the given environment${suffix}`, async () => {
     const dir = Deno.makeTempDirSync();
     try {

@@ -10,7 +10,7 @@ import {
   type DerivationJsonEntry,
   derivationPath,
   derivationReferences,
-  isUtf8Text,
+  encodeDerivationText,
   orderByDependencies,
   parseDerivationJsonText,
   parseDerivations,
@@ -72,13 +72,7 @@ function planAdd(entries: DerivationJsonEntry[], store: LocalStore): PlannedAdd[
         `Derivation '${drv.name}' is given as '${key}', but its contents give '${path}'`,
       );
     }
-    const aterm = printDerivation(drv);
-    if (!isUtf8Text(aterm)) {
-      throw new RangeError(
-        `Derivation '${drv.name}' holds bytes that are not UTF-8, which kiln's store cannot write yet`,
-      );
-    }
-    return { path, drv, aterm, outputs };
+    return { path, drv, aterm: printDerivation(drv), outputs };
   });
 }
 
@@ -93,9 +87,10 @@ export async function addDerivations(
   const plan = planAdd(parseDerivationInput(text, store.storeDir), store);
   const added = new Map<string, Derivation>();
   for (const { path, drv, aterm, outputs } of plan) {
+    // Nix strings are bytes: encodeDerivationText gives back any that are not UTF-8.
     const written = await store.addTextToStore(
       drv.name + ".drv",
-      aterm,
+      encodeDerivationText(aterm),
       derivationReferences(drv),
       { derivationOutputs: outputs },
     );

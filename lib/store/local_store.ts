@@ -156,7 +156,7 @@ export class LocalStore {
    */
   async addTextToStore(
     name: string,
-    contents: string,
+    contents: string | Uint8Array,
     references: string[],
     options: { derivationOutputs?: Map<string, string> } = {},
   ): Promise<string> {
@@ -165,7 +165,8 @@ export class LocalStore {
     if (this.isValidPath(path)) return path;
     const temp = this.#makeTemp(name);
     try {
-      Deno.writeTextFileSync(temp, contents, { mode: 0o444 });
+      const bytes = typeof contents === "string" ? new TextEncoder().encode(contents) : contents;
+      Deno.writeFileSync(temp, bytes, { mode: 0o444 });
       Deno.chmodSync(temp, 0o444); // the umask may have taken bits away; never adds any here
       Deno.utimeSync(temp, 1, 1);
       const nar = hashPath(temp);

@@ -102,3 +102,16 @@ Deno.test("kiln build verifies recursive (nar) fixed outputs", () =>
     assertEquals(r.code, 0, r.stderr);
     assert(nar.outputs.out.endsWith("-nar"));
   }));
+
+Deno.test("kiln build ends a run with several failed targets as Nix does", () =>
+  withStore(async (store, set) => {
+    const bad = set.add({ name: "bad", script: "exit 3" });
+    const bad2 = set.add({ name: "bad2", script: "exit 4" });
+    await addAll(store, set);
+    const r = await store.run(["build", "--no-sandbox", "-k", bad.path, bad2.path]);
+    assertEquals(r.code, 100, r.stderr);
+    const [first, second] = [bad.path, bad2.path].sort();
+    assertStringIncludes(r.stderr, `error: build of '${first}', '${second}' failed\n`);
+    const one = await store.run(["build", "--no-sandbox", bad.path]);
+    assert(!one.stderr.includes("error: build of"), one.stderr);
+  }));

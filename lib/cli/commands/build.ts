@@ -151,7 +151,14 @@ async function run(args: string[]): Promise<number> {
     });
     if (values.json) printJson([...results.values()].map(jsonResult));
     const code = exitCodeOf(results.values());
-    if (code !== 0) return code;
+    if (code !== 0) {
+      // As Nix 2.8 ends a run in which several requested derivations were not built.
+      const failed = plan.targets.filter((p) => results.get(p)?.status === "failed").sort();
+      if (failed.length > 1) {
+        printStderr(`error: build of ${failed.map((p) => `'${p}'`).join(", ")} failed`);
+      }
+      return code;
+    }
     const lines: string[] = [];
     for (const [i, target] of targets.entries()) {
       const outputs = results.get(target.drvPath)!;

@@ -1,7 +1,8 @@
 /** Runs `main.ts` as a user would, each test in its own temporary store. */
 
 import { join } from "node:path";
-import { type ProcessResult, removeStoreTree, runProcess } from "./_process.ts";
+import { removeTree } from "../lib/store/mod.ts";
+import { type ProcessResult, runProcess } from "./_process.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 
@@ -42,6 +43,6 @@ export class KilnStore {
   }
 
   cleanup(): void {
-    removeStoreTree(this.root);
+    removeTree(this.root);
   }
 }

@@ -5,7 +5,8 @@
  */
 
 import { join } from "node:path";
-import { type ProcessResult, removeStoreTree, runProcess } from "./_process.ts";
+import { removeTree } from "../lib/store/mod.ts";
+import { type ProcessResult, runProcess } from "./_process.ts";
 
 /** Whether `nix-store` runs here. */
 export const nixAvailable: boolean = (() => {
@@ -53,6 +54,6 @@ export class NixSandbox {
 
   /** Removes the store (Nix makes it read-only first). */
   cleanup(): void {
-    removeStoreTree(this.root);
+    removeTree(this.root);
   }
 }

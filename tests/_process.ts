@@ -38,9 +38,3 @@ export async function runProcess(
     bytes: out.stdout,
   };
 }
-
-/** Makes the tree at `root` writable again (stores are read-only) and removes it. */
-export function removeStoreTree(root: string): void {
-  new Deno.Command("chmod", { args: ["-R", "u+w", root] }).outputSync();
-  Deno.removeSync(root, { recursive: true });
-}

@@ -1,8 +1,9 @@
+import { removeTree } from "../../lib/store/mod.ts";
 import { assertEquals, assertMatch } from "../_assert.ts";
 import { KilnStore } from "../_kiln.ts";
 import { nixAvailable, NixSandbox } from "../_nix.ts";
 import { HASH_ALGORITHMS, hashBytes } from "../../lib/hashing/mod.ts";
-import { forceRemove, makeNarFixture } from "../store/_nar_fixture.ts";
+import { makeNarFixture } from "../store/_nar_fixture.ts";
 
 const FORMAT_FLAGS = [[], ["--base16"], ["--base32"], ["--base64"], ["--sri"]];
 
@@ -17,7 +18,7 @@ async function withSetup(fn: (kiln: KilnStore, nix: NixSandbox, tree: string) =>
   } finally {
     kiln.cleanup();
     nix.cleanup();
-    forceRemove(dir);
+    removeTree(dir);
   }
 }
 

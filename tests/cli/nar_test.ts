@@ -1,10 +1,10 @@
+import { removeTree } from "../../lib/store/mod.ts";
 import { assert, assertEquals, assertMatch } from "../_assert.ts";
 import { KilnStore } from "../_kiln.ts";
 import { nixAvailable, NixSandbox } from "../_nix.ts";
 import {
   directoryNar,
   fileEntry,
-  forceRemove,
   makeNarFixture,
   narBytes,
   narToken,
@@ -25,7 +25,7 @@ async function withSetup(
   } finally {
     kiln.cleanup();
     nix.cleanup();
-    forceRemove(dir);
+    removeTree(dir);
   }
 }
 
@@ -132,7 +132,7 @@ for (const [what, make, message] of BAD) {
       assertEquals([...Deno.readDirSync(`${dir}/outside`)], []);
     } finally {
       kiln.cleanup();
-      forceRemove(dir);
+      removeTree(dir);
     }
   });
 }
@@ -149,6 +149,6 @@ Deno.test("kiln nar restore refuses an existing DIR, exit 1", async () => {
     assertEquals([...Deno.readDirSync(`${dir}/out`)], []);
   } finally {
     kiln.cleanup();
-    forceRemove(dir);
+    removeTree(dir);
   }
 });

@@ -4,6 +4,7 @@
  * cache kiln wrote (`kiln copy --to`) and from `kiln serve`, verifying kiln's signatures.
  */
 
+import { removeTree } from "../../lib/store/mod.ts";
 import { assert, assertEquals, assertMatch } from "../_assert.ts";
 import { join } from "node:path";
 import { parseHash } from "../../lib/hashing/mod.ts";
@@ -126,8 +127,7 @@ Deno.test({
           }
         } finally {
           store.close();
-          new Deno.Command("chmod", { args: ["-R", "u+w", root] }).outputSync();
-          Deno.removeSync(root, { recursive: true });
+          removeTree(root);
         }
       });
 

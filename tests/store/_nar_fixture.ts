@@ -105,23 +105,6 @@ export function chunked(bytes: Uint8Array, size: number): ReadableStream<Uint8Ar
   });
 }
 
-/** Removes a tree even where canonicalisation made directories read-only. */
-export function forceRemove(path: string): void {
-  const walk = (p: string) => {
-    const info = Deno.lstatSync(p);
-    if (!info.isDirectory) return;
-    Deno.chmodSync(p, 0o755);
-    for (const e of Deno.readDirSync(p)) walk(`${p}/${e.name}`);
-  };
-  try {
-    walk(path);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-    return;
-  }
-  Deno.removeSync(path, { recursive: true });
-}
-
 /** Concatenates everything a stream yields. */
 export async function readAll(stream: ReadableStream<Uint8Array>): Promise<Uint8Array> {
   return new Uint8Array(await new Response(stream).arrayBuffer());

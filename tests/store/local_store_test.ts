@@ -1,3 +1,4 @@
+import { removeTree } from "../../lib/store/mod.ts";
 import { assert, assertEquals, assertRejects, assertThrows } from "../_assert.ts";
 import { join } from "node:path";
 import {
@@ -29,8 +30,7 @@ async function withStore(fn: (f: Fixture) => Promise<void> | void): Promise<void
     await fn({ dir, location, store });
   } finally {
     store.close();
-    new Deno.Command("chmod", { args: ["-R", "u+w", dir] }).outputSync();
-    Deno.removeSync(dir, { recursive: true });
+    removeTree(dir);
   }
 }
 

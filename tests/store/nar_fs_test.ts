@@ -7,12 +7,18 @@ import {
   hashBytes,
   NarSyntaxError,
 } from "../../lib/hashing/mod.ts";
-import { dumpPath, hashPath, ingestPath, listNar, restoreNar } from "../../lib/store/mod.ts";
+import {
+  dumpPath,
+  hashPath,
+  ingestPath,
+  listNar,
+  removeTree,
+  restoreNar,
+} from "../../lib/store/mod.ts";
 import {
   chunked,
   directoryNar,
   fileEntry,
-  forceRemove,
   makeNarFixture,
   narBytes,
   narToken,
@@ -28,7 +34,7 @@ async function withFixture(fn: (dir: string, tree: string) => Promise<void> | vo
     makeNarFixture(`${dir}/tree`);
     await fn(dir, `${dir}/tree`);
   } finally {
-    forceRemove(dir);
+    removeTree(dir);
   }
 }
 
@@ -167,7 +173,7 @@ Deno.test("hashPath() rejects a socket, naming it", async () => {
     await assertRejects(() => readAll(dumpPath(`${dir}/sock`)), TypeError, "is a socket");
   } finally {
     listener.close();
-    forceRemove(dir);
+    removeTree(dir);
   }
 });
 
@@ -218,7 +224,7 @@ Deno.test("restoreNar() restores a lone file with its executable bit", async () 
     assertEquals(Deno.readTextFileSync(`${dir}/f`), "#!/bin/sh\n");
     assert((Deno.lstatSync(`${dir}/f`).mode! & 0o100) !== 0);
   } finally {
-    forceRemove(dir);
+    removeTree(dir);
   }
 });
 
@@ -257,7 +263,7 @@ for (const [what, nar, message] of BAD_RESTORES) {
       assert(!e.message.includes("\n"));
       assertEquals(namesIn(dir), []);
     } finally {
-      forceRemove(dir);
+      removeTree(dir);
     }
   });
 }
@@ -279,7 +285,7 @@ Deno.test("restoreNar() never writes through a symlink it restored", async () =>
       assertEquals(namesIn(`${dir}/outside`), []);
     }
   } finally {
-    forceRemove(dir);
+    removeTree(dir);
   }
 });
 
@@ -294,7 +300,7 @@ Deno.test("restoreNar() refuses an existing destination", async () => {
     );
     assertEquals(namesIn(dir), ["out"]);
   } finally {
-    forceRemove(dir);
+    removeTree(dir);
   }
 });
 

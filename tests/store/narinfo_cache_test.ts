@@ -1,3 +1,4 @@
+import { removeTree } from "../../lib/store/mod.ts";
 import { assertEquals } from "../_assert.ts";
 import { join } from "node:path";
 import { LocalStore, NarInfoDiskCache } from "../../lib/store/mod.ts";
@@ -42,7 +43,6 @@ Deno.test("LocalStore.queryPathFromHashPart() finds a valid path by its hash par
     assertEquals(store.queryPathFromHashPart("z".repeat(32)), undefined);
   } finally {
     store.close();
-    new Deno.Command("chmod", { args: ["-R", "u+w", dir] }).outputSync();
-    Deno.removeSync(dir, { recursive: true });
+    removeTree(dir);
   }
 });

@@ -1,5 +1,6 @@
 /** Stores, closures and an in-memory HTTP cache server for the binary cache tests. */
 
+import { removeTree } from "../../lib/store/mod.ts";
 import { join } from "node:path";
 import { LocalStore } from "../../lib/store/mod.ts";
 import { generateKeyPair, type PublicKey, type SecretKey } from "../../lib/substituter/mod.ts";
@@ -27,8 +28,7 @@ export function openTempStore(): TempStore {
     entries: () => [...Deno.readDirSync(store.physicalPath(STORE_DIR))].map((e) => e.name).sort(),
     [Symbol.dispose]() {
       store.close();
-      new Deno.Command("chmod", { args: ["-R", "u+w", dir] }).outputSync();
-      Deno.removeSync(dir, { recursive: true });
+      removeTree(dir);
     },
   };
 }

@@ -19,21 +19,24 @@ import { printStderr } from "./command.ts";
 import type { Config } from "./config.ts";
 import { openSubstituter } from "./substituters.ts";
 
-/** Failed substitutions (empty when everything wanted arrived or nothing was substitutable). */
+/**
+ * The failed substitutions (empty when everything wanted arrived), or undefined when nothing was
+ * fetched at all, so that the plan still holds.
+ */
 export async function substituteOutputs(
   store: LocalStore,
   config: Config,
   plan: BuildPlan,
   signal: AbortSignal,
-): Promise<BuildResult[]> {
+): Promise<BuildResult[] | undefined> {
   const wanted = missingOutputs(plan);
-  if (wanted.length === 0 || config.settings.getList("substituters").length === 0) return [];
+  if (wanted.length === 0 || config.settings.getList("substituters").length === 0) return undefined;
   using handle = await openSubstituter(store, config);
   const { substituter } = handle;
-  if (substituter.caches.length === 0) return [];
+  if (substituter.caches.length === 0) return undefined;
   const available = await substitutablePaths(substituter, wanted);
   const frontier = substitutionFrontier(plan, (path) => available.has(path));
-  if (frontier.length === 0) return [];
+  if (frontier.length === 0) return undefined;
   const fetch = await substituter.planSubstitution(frontier);
   const results = await runGoals(fetch.graph, frontier, {
     build: (path) => Promise.reject(new Error(`Internal error: cannot build '${path}' here`)),

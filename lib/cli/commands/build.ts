@@ -124,14 +124,16 @@ async function run(args: string[]): Promise<number> {
     let plan = planBuild(store, targets, planOptions);
     if (!values.offline && !values.check && !values.repair) {
       const failed = await substituteOutputs(store, config, plan, new AbortController().signal);
-      for (const result of failed) {
-        if (result.status === "failed") printStderr(`error: ${result.message}`);
+      if (failed !== undefined) {
+        for (const result of failed) {
+          if (result.status === "failed") printStderr(`error: ${result.message}`);
+        }
+        if (failed.length > 0 && !(values.fallback || settings.getBool("fallback"))) {
+          printStderr("error: some substitutes failed; use --fallback to build them instead");
+          return 1;
+        }
+        plan = planBuild(store, targets, planOptions); // what arrived is valid now
       }
-      if (failed.length > 0 && !(values.fallback || settings.getBool("fallback"))) {
-        printStderr("error: some substitutes failed; use --fallback to build them instead");
-        return 1;
-      }
-      plan = planBuild(store, targets, planOptions);
     }
     const toBuild = plan.roots.filter((p, i) =>
       !plan.graph.get(p)!.valid && plan.roots.indexOf(p) === i

@@ -148,9 +148,14 @@ const LOG_BUFFER_BYTES = 1 << 16;
  * Opens a gzip-compressed log file (parent directories created) as a byte sink. Nix writes
  * bzip2 (`<drv>.bz2`); kiln writes gzip (`<drv>.gz`), which `zcat` and `nix log`-like readers
  * can stream. A small log (most builds) is written whole when the sink closes; once it passes
- * 64 KiB it is streamed through a CompressionStream instead.
+ * 64 KiB it is streamed through a CompressionStream instead. With `defer`, closing a small log
+ * hands its write to `defer` instead of waiting for it: creating a file costs a build's critical
+ * path a millisecond or more on a busy file system.
  */
-export function openCompressedLog(path: string): Promise<WritableStream<Uint8Array>> {
+export function openCompressedLog(
+  path: string,
+  options: { defer?: (write: Promise<void>) => void } = {},
+): Promise<WritableStream<Uint8Array>> {
   let buffered: Uint8Array[] = [];
   let size = 0;
   let streaming:
@@ -178,9 +183,9 @@ export function openCompressedLog(path: string): Promise<WritableStream<Uint8Arr
           await streaming.done;
           return;
         }
-        // Async: the file system work runs off the main thread, which other builds may need.
-        await Deno.mkdir(dirname(path), { recursive: true });
-        await Deno.writeFile(path, gzipSync(concatBytes(buffered, size)));
+        const write = writeWhole(path, gzipSync(concatBytes(buffered, size)));
+        if (options.defer) options.defer(write);
+        else await write;
       },
       abort: async (reason) => {
         buffered = [];
@@ -190,6 +195,12 @@ export function openCompressedLog(path: string): Promise<WritableStream<Uint8Arr
       },
     }),
   );
+}
+
+/** Async: the file system work runs off the main thread, which other builds may need. */
+async function writeWhole(path: string, bytes: Uint8Array): Promise<void> {
+  await Deno.mkdir(dirname(path), { recursive: true });
+  await Deno.writeFile(path, bytes);
 }
 
 function concatBytes(chunks: readonly Uint8Array[], size: number): Uint8Array {

@@ -56,10 +56,13 @@ export interface RoundContext {
   impureEnv: Record<string, string>;
   watchdog?: Watchdog;
   /**
-   * When given, finished rounds' directories are removed in the background (off the build's
-   * critical path) and the removals collected here, for the caller to await before it ends.
+   * When given, finished rounds' directories are removed and small logs written in the
+   * background (off the build's critical path), collected here for the caller to await before
+   * it ends.
    */
   background?: Set<Promise<void>>;
+  /** Problems that do not fail the build (a build log that could not be written). */
+  onWarning?: (message: string) => void;
   /** What the run's sandboxes share (`makeSandboxShare`); without it each round makes its own. */
   sandboxShare?: SandboxShare;
   onLine?: (drvPath: string, line: string) => void;
@@ -130,7 +133,17 @@ export async function runRound(job: RoundJob, context: RoundContext): Promise<Ro
     for (const [name, contents] of environment.files) {
       Deno.writeTextFileSync(join(buildDir, name), contents);
     }
-    const logFile = await openCompressedLog(job.logPath);
+    const logFile = await openCompressedLog(job.logPath, {
+      defer: context.background && ((write) =>
+        inBackground(
+          context,
+          write.catch((error) =>
+            context.onWarning?.(
+              `cannot write the build log of '${job.drvPath}': ${errorMessage(error)}`,
+            )
+          ),
+        )),
+    });
     let handle;
     try {
       handle = spawnBuilder({
@@ -180,13 +193,25 @@ export function removeRound(
 
 /** Removes `dir` (whatever it holds), in the background where asked to. */
 export function removeDir(dir: string, context: Pick<RoundContext, "background">): void {
-  const background = context.background;
-  if (background === undefined) return removeTree(dir);
-  const removal: Promise<void> = Deno.remove(dir, { recursive: true })
-    .catch(() => removeTree(dir)) // read-only directories, or already gone
-    .catch(() => {}) // left to the store's cleanup of stale temporaries
-    .finally(() => background.delete(removal));
-  background.add(removal);
+  if (context.background === undefined) return removeTree(dir);
+  inBackground(
+    context,
+    Deno.remove(dir, { recursive: true })
+      .catch(() => removeTree(dir)) // read-only directories, or already gone
+      .catch(() => {}), // left to the store's cleanup of stale temporaries
+  );
+}
+
+/** Adds `work` (which never rejects) to the context's background work until it settles. */
+function inBackground(context: Pick<RoundContext, "background">, work: Promise<void>): void {
+  const background = context.background!;
+  const tracked: Promise<void> = work.finally(() => background.delete(tracked));
+  background.add(tracked);
+}
+
+/** The message of a thrown value. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 /** The closures `exportReferencesGraph` asks for, with the store's information on each path. */

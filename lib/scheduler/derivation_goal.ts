@@ -20,6 +20,7 @@ import type { BuildOutcome, FailureOutcome } from "./build_result.ts";
 import type { BuildPlan, PlannedDerivation } from "./plan.ts";
 import type { BuildFunction } from "./worker.ts";
 import {
+  errorMessage,
   outputLocation,
   removeDir,
   removeRound,
@@ -139,7 +140,7 @@ async function buildLocked(
         if (signal.aborted) return failure("cancelled", `build of '${drvPath}' was cancelled`);
         return failure(
           "spawn-error",
-          `Cannot start the builder of '${drvPath}': ${message(error)}`,
+          `Cannot start the builder of '${drvPath}': ${errorMessage(error)}`,
         );
       }
       let succeeded = false;
@@ -443,8 +444,4 @@ function pathInfo(deriver: string, scanned: ScannedOutput): PathInfo {
     signatures: [],
     ultimate: true,
   };
-}
-
-function message(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

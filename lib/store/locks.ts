@@ -58,7 +58,8 @@ async function lockFile(lockPath: string): Promise<Deno.FsFile> {
   for (;;) {
     const file = Deno.openSync(lockPath, { read: true, write: true, create: true });
     try {
-      await file.lock(true);
+      // Uncontended (the usual case) without the round trip through a blocking thread.
+      if (!file.tryLockSync(true)) await file.lock(true);
       if (file.statSync().size === 0) return file;
     } catch (e) {
       file.close();

@@ -1,3 +1,4 @@
+import { join } from "node:path";
 import { probeSandbox } from "../../lib/sandbox/mod.ts";
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
 import { addAll, DrvSet, withStore } from "./_drv.ts";
@@ -34,6 +35,23 @@ for (const sandbox of [false, true]) {
         const again = await store.run(["build", flag, a.path]);
         assertEquals(again.stdout, `${a.outputs.out}\n`);
         assert(!again.stderr.includes("building"), again.stderr);
+      }),
+  });
+
+  Deno.test({
+    name: `kiln build ${flag} warns but succeeds when the build log cannot be written`,
+    ignore: sandbox && !sandboxWorks,
+    fn: () =>
+      withStore(async (store, set) => {
+        const a = set.add({ name: "a", script: "echo building a; echo hello > $out" });
+        await addAll(store, set);
+        // A file where the log directory should be: no user, root included, can write there.
+        Deno.mkdirSync(join(store.env.KILN_STATE_DIR, "log"), { recursive: true });
+        Deno.writeTextFileSync(join(store.env.KILN_STATE_DIR, "log", "drvs"), "");
+        const r = await store.run(["build", flag, a.path]);
+        assertEquals(r.code, 0, r.stderr);
+        assertEquals(r.stdout, `${a.outputs.out}\n`);
+        assertStringIncludes(r.stderr, `warning: cannot write the build log of '${a.path}'`);
       }),
   });
 

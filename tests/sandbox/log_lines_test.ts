@@ -88,6 +88,21 @@ Deno.test("pumpBuildLog() writes the compressed log and feeds the tail and the p
   }
 });
 
+Deno.test("openCompressedLog() with defer hands a small log's write over instead of waiting", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const path = join(dir, "drvs", "ab", "small.drv" + LOG_FILE_EXTENSION);
+    const writes: Promise<void>[] = [];
+    const log = await openCompressedLog(path, { defer: (write) => writes.push(write) });
+    await pumpBuildLog(streamOf("done\n"), { logLines: 1, logFile: log });
+    assertEquals(writes.length, 1);
+    await writes[0];
+    assertEquals(new TextDecoder().decode(gunzipSync(Deno.readFileSync(path))), "done\n");
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("openCompressedLog() streams a log once it outgrows its memory buffer", async () => {
   const dir = Deno.makeTempDirSync();
   try {

@@ -315,6 +315,7 @@ async function realise(
         ? (drvPath, line) => printStderr(`${plan.derivations.get(drvPath)!.drv.name}> ${line}`)
         : undefined,
       onNote: (message) => printStderr(`note: ${message}`),
+      onWarning: warn,
     });
     const onEvent = (event: SchedulerEvent) => {
       if (event.type === "started") {

@@ -7,6 +7,7 @@
 import { type LocalStore, NarInfoDiskCache } from "../store/mod.ts";
 import {
   BinaryCache,
+  holdCodecWorkers,
   parsePublicKey,
   parseSecretKey,
   type PublicKey,
@@ -54,7 +55,15 @@ export async function openSubstituter(
       onWarning: warn,
       queryJobs: DEFAULT_QUERY_JOBS,
     });
-    return { substituter, [Symbol.dispose]: () => diskCache.close() };
+    // Many NARs are decoded one after another: their codec workers are started once.
+    const workers = holdCodecWorkers();
+    return {
+      substituter,
+      [Symbol.dispose]: () => {
+        workers[Symbol.dispose]();
+        diskCache.close();
+      },
+    };
   } catch (e) {
     diskCache.close();
     throw e;

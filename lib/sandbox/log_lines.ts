@@ -6,6 +6,7 @@
 
 import { dirname } from "node:path";
 import { gzipSync } from "node:zlib";
+import { concatBytes } from "../hashing/mod.ts";
 
 /**
  * Nix's line assembly, on bytes: `\r` moves the write position back to the start of the current
@@ -183,7 +184,8 @@ export function openCompressedLog(
           await streaming.done;
           return;
         }
-        const write = writeWhole(path, gzipSync(concatBytes(buffered, size)));
+        const whole = buffered.length === 1 ? buffered[0] : concatBytes(buffered, size);
+        const write = writeWhole(path, gzipSync(whole));
         if (options.defer) options.defer(write);
         else await write;
       },
@@ -201,17 +203,6 @@ export function openCompressedLog(
 async function writeWhole(path: string, bytes: Uint8Array): Promise<void> {
   await Deno.mkdir(dirname(path), { recursive: true });
   await Deno.writeFile(path, bytes);
-}
-
-function concatBytes(chunks: readonly Uint8Array[], size: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0];
-  const all = new Uint8Array(size);
-  let offset = 0;
-  for (const chunk of chunks) {
-    all.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return all;
 }
 
 export interface BuildLogOptions {

@@ -1,31 +1,38 @@
 /**
- * xz (de)compression on worker threads, so that substituting or copying a closure keeps every
- * core busy while the caller's thread unpacks, hashes and writes. Workers are made from inline
- * code (a Blob URL: a compiled kiln has no source files to load), run liblzma's WebAssembly
- * module (compiled once here and posted to them), and are ended as soon as no job is open (an
- * idle worker would keep the process alive). Each input chunk goes to the job's worker, which
- * answers with what it decoded or encoded; a job's liblzma state stays in its worker. If no
- * worker can start, or the module cannot be read, the caller's own codec runs instead.
- *
- * zstd stays on the caller's thread: measured on 2 cores, its decoder is fast enough that a
- * worker's start-up and the copies cost more than they save.
+ * (De)compression on worker threads, so that substituting or copying a closure keeps every core
+ * busy while the caller's thread unpacks, hashes and writes. Workers are made from inline code (a
+ * Blob URL: a compiled kiln has no source files to load) and are ended as soon as no job is open
+ * (an idle worker would keep the process alive). Two kinds of job:
+ * - xz streams (`codeOnWorker`): liblzma's WebAssembly module (compiled once here and posted to
+ *   the workers) codes each input chunk the caller sends and answers with what it produced; a
+ *   job's liblzma state stays in its worker.
+ * - zstd in one piece (`codeWholeOnWorker`): `node:zlib`'s one-shot zstd calls, for NARs small
+ *   enough to hold in memory (most of them). Deno runs `node:zlib`'s zstd on the calling thread,
+ *   so without this a copy compresses or decompresses on one core only.
+ * If no worker can start (or, for xz, the module cannot be read), the caller's own codec runs.
  */
 
 import { fileURLToPath } from "node:url";
 
-/** What a worker does to a job's bytes. */
+/** What a worker does to a stream's bytes. */
 export type CodecKind = "xz-decode" | "xz-encode";
 
-/** Options of {@link codeOnWorker}. */
+/** What a worker does to a whole input at once. */
+export type WholeCodecKind = "zstd-decode" | "zstd-encode";
+
+/** Options of {@link codeOnWorker} and {@link codeWholeOnWorker}. */
 export interface CodecJobOptions {
-  /** xz preset (encoding). */
+  /** xz preset or zstd level (encoding). */
   level?: number;
+  /** Decoding: fail once the output would pass this many bytes. */
+  maxOutputLength?: number;
 }
 
 /** How long starting workers are waited for before coding on the caller's thread for good. */
 const START_MS = 5_000;
 
 const WORKER_SOURCE = `
+import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 const OUT_SIZE = ${1 << 20};
 const STREAM_SIZE = 96; // lzma_stream on wasm32: next_in 0, avail_in 4, next_out 16, avail_out 20
 const MESSAGES = {
@@ -83,6 +90,13 @@ function codeXz(job, chunk, end, emit) {
   }
 }
 
+function codeWhole(kind, input, level, maxOutputLength) {
+  const out = kind === "zstd-encode"
+    ? zstdCompressSync(input, { params: { [constants.ZSTD_c_compressionLevel]: level } })
+    : zstdDecompressSync(input, { maxOutputLength });
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+}
+
 function step(job, chunk, end) {
   const chunks = [];
   // Each chunk gets a buffer of its own: the buffers are transferred.
@@ -112,7 +126,16 @@ self.onmessage = ({ data }) => {
     self.postMessage({ ready: true });
     return;
   }
-  const { id, kind, chunk, end, level, close } = data;
+  const { id, kind, chunk, end, level, maxOutputLength, close } = data;
+  if (kind?.startsWith("zstd-")) {
+    try {
+      const out = codeWhole(kind, chunk, level, maxOutputLength);
+      self.postMessage({ id, chunks: [out] }, [out.buffer]);
+    } catch (e) {
+      self.postMessage({ id, error: String(e?.message ?? e) });
+    }
+    return;
+  }
   let job = jobs.get(id);
   if (close) {
     if (job) endXz(job);
@@ -178,12 +201,15 @@ class CodecWorker {
     this.worker.postMessage({ init: true, lzma });
   }
 
-  /** Sends one message of job `id` and waits for the worker's answer. */
-  send(message: { id: number; [field: string]: unknown }): Promise<Reply> {
+  /** Sends one message of job `id` (moving `transfer` along) and waits for the answer. */
+  send(
+    message: { id: number; [field: string]: unknown },
+    transfer: Transferable[] = [],
+  ): Promise<Reply> {
     if (this.#failure) return Promise.reject(this.#failure);
     const waiting = Promise.withResolvers<Reply>();
     this.#waiting.set(message.id, waiting);
-    this.worker.postMessage(message);
+    this.worker.postMessage(message, transfer);
     return waiting.promise;
   }
 
@@ -253,9 +279,32 @@ async function openPool(): Promise<Pool | undefined> {
   return undefined;
 }
 
-/** One job fewer on `p`; its workers end with its last job. */
+/** Holds of {@link holdCodecWorkers} not yet disposed. */
+let holds = 0;
+
+/**
+ * Keeps the workers, once started, until disposed, even while no job is open: a run of many
+ * short jobs (one-shot zstd NARs) then starts them once instead of once per job.
+ */
+export function holdCodecWorkers(): Disposable {
+  holds++;
+  let held = true;
+  return {
+    [Symbol.dispose]() {
+      if (!held) return;
+      held = false;
+      if (--holds === 0 && pool !== undefined && pool.open === 0) end(pool);
+    },
+  };
+}
+
+/** One job fewer on `p`; its workers end with its last job unless they are held. */
 function release(p: Pool): void {
-  if (--p.open > 0) return;
+  if (--p.open > 0 || (holds > 0 && !broken)) return;
+  end(p);
+}
+
+function end(p: Pool): void {
   for (const w of p.workers) w.worker.terminate();
   if (pool === p) pool = undefined;
 }
@@ -276,8 +325,7 @@ export async function* codeOnWorker(
     yield* fallback(input);
     return;
   }
-  const worker = p.workers.reduce((a, b) => b.jobs < a.jobs ? b : a);
-  worker.jobs++;
+  const worker = leastBusy(p);
   const id = nextId++;
   let finished = false;
   const send = async (chunk: Uint8Array, end: boolean) => {
@@ -295,4 +343,37 @@ export async function* codeOnWorker(
     if (!finished) worker.drop(id);
     release(p);
   }
+}
+
+/**
+ * Runs `kind` over the whole of `input` on a worker thread (which takes `input`'s buffer: the
+ * caller must not use it afterwards); when no worker can, returns `fallback(input)` instead.
+ * Codec errors are thrown as plain Errors whose message is `node:zlib`'s.
+ */
+export async function codeWholeOnWorker(
+  kind: WholeCodecKind,
+  input: Uint8Array<ArrayBuffer>,
+  options: CodecJobOptions,
+  fallback: (input: Uint8Array<ArrayBuffer>) => Uint8Array,
+): Promise<Uint8Array> {
+  const p = await openPool();
+  if (p === undefined) return fallback(input);
+  const worker = leastBusy(p);
+  try {
+    const reply = await worker.send({ id: nextId++, kind, chunk: input, ...options }, [
+      input.buffer,
+    ]);
+    if (reply.error !== undefined) throw new Error(reply.error);
+    return reply.chunks![0];
+  } finally {
+    worker.jobs--;
+    release(p);
+  }
+}
+
+/** The worker of `p` with the fewest jobs, counted as taking one more. */
+function leastBusy(p: Pool): CodecWorker {
+  const worker = p.workers.reduce((a, b) => b.jobs < a.jobs ? b : a);
+  worker.jobs++;
+  return worker;
 }

@@ -11,9 +11,12 @@
  */
 
 import * as zlib from "node:zlib";
+import { concatBytes } from "../hashing/mod.ts";
 import { bzip2Decoder, zlibTransform, zstdDecoder } from "./_codecs.ts";
 import { createXzDecoder, createXzEncoder } from "./_xz.ts";
-import { codeOnWorker } from "./_codec_pool.ts";
+import { codeOnWorker, codeWholeOnWorker } from "./_codec_pool.ts";
+
+export { holdCodecWorkers } from "./_codec_pool.ts";
 
 /** Methods kiln reads: Nix's names as they appear in a narinfo's `Compression:` field. */
 export type CompressionMethod = "none" | "xz" | "bzip2" | "zstd" | "gzip" | "br";
@@ -77,6 +80,7 @@ export interface CompressOptions {
 
 /** Default xz preset: about 8x faster than Nix's 6 for ~15% bigger files. */
 const DEFAULT_XZ_PRESET = 1;
+const DEFAULT_ZSTD_LEVEL = 3;
 
 const LEVEL_RANGES: Record<Exclude<WritableCompressionMethod, "none">, [number, number]> = {
   xz: [0, 9],
@@ -101,6 +105,9 @@ export function compress(
       );
     }
   }
+  if (method === "zstd") {
+    return ReadableStream.from(compressZstd(input, level ?? DEFAULT_ZSTD_LEVEL));
+  }
   if (method !== "xz") return input.pipeThrough(encoder(method, level));
   const preset = level ?? DEFAULT_XZ_PRESET;
   return ReadableStream.from(
@@ -114,6 +121,56 @@ export function compress(
 }
 
 /** `input` through `codec`, as an async iterable. */
+/** Inputs up to this size are zstd-compressed in one piece on a worker thread. */
+const WHOLE_ZSTD_BYTES = 8 << 20;
+
+/**
+ * zstd: an input that ends within {@link WHOLE_ZSTD_BYTES} (most NARs) is compressed in one call
+ * on a worker thread, so that several NARs compress at once; a larger one streams through
+ * `node:zlib` here. Both give a single zstd frame.
+ */
+async function* compressZstd(
+  input: ReadableStream<Uint8Array>,
+  level: number,
+): AsyncGenerator<Uint8Array> {
+  const reader = input.getReader();
+  const head: Uint8Array[] = [];
+  let size = 0;
+  let ended = false;
+  try {
+    while (size <= WHOLE_ZSTD_BYTES) {
+      const { value, done } = await reader.read();
+      if (done) {
+        ended = true;
+        break;
+      }
+      head.push(value);
+      size += value.length;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+  if (ended) {
+    const whole = concatBytes(head, size);
+    yield await codeWholeOnWorker(
+      "zstd-encode",
+      whole,
+      { level },
+      (bytes) => zlib.zstdCompressSync(bytes, { params: zstdParams(level) }),
+    );
+    return;
+  }
+  const rest = ReadableStream.from((async function* () {
+    yield* head;
+    yield* input;
+  })());
+  yield* rest.pipeThrough(encoder("zstd", level));
+}
+
+function zstdParams(level: number): Record<number, number> {
+  return { [zlib.constants.ZSTD_c_compressionLevel]: level };
+}
+
 function throughCodec(
   input: AsyncIterable<Uint8Array>,
   codec: TransformStream<Uint8Array, Uint8Array>,
@@ -131,7 +188,7 @@ function encoder(
       return createXzEncoder(level ?? DEFAULT_XZ_PRESET);
     case "zstd":
       return zlibTransform(() =>
-        zlib.createZstdCompress({ params: { [constants.ZSTD_c_compressionLevel]: level ?? 3 } })
+        zlib.createZstdCompress({ params: zstdParams(level ?? DEFAULT_ZSTD_LEVEL) })
       );
     case "gzip":
       return zlibTransform(() => zlib.createGzip({ level: level ?? 6 }));

@@ -13,6 +13,7 @@ import {
   compress,
   compressionExtension,
   DEFAULT_COMPRESSION,
+  holdCodecWorkers,
   type WritableCompressionMethod,
 } from "./compression.ts";
 import type { NarInfo } from "./narinfo.ts";
@@ -60,6 +61,7 @@ export async function copyToBinaryCache(
   for (const path of paths) {
     if (!store.isValidPath(path)) throw new RangeError(`Path '${path}' is not valid`);
   }
+  using _workers = holdCodecWorkers();
   const wanted = options.recursive === false ? [...new Set(paths)] : store.computeClosure(paths);
   await cache.init();
   const query = createLimiter(QUERY_JOBS);

@@ -121,6 +121,21 @@ for (const [method, tool] of TOOLS.filter(([m]) => m !== "bzip2")) {
   });
 }
 
+Deno.test({
+  name: "compress() zstd: inputs taken whole (on a worker) and streamed give one frame each",
+  ignore: !toolAvailable("zstd"),
+  async fn() {
+    // Past 8 MiB the input is streamed through the caller's thread instead of taken whole.
+    const large = new Uint8Array(9 * DATA.length + 1);
+    for (let i = 0; i < 9; i++) large.set(DATA, i * DATA.length);
+    for (const input of [DATA, large]) {
+      const packed = await collect(compress("zstd", streamOf(input, 1 << 20)));
+      assertEquals(await pipeTool("zstd", ["-d", "-c"], packed), input);
+      assertEquals(await collect(decompress("zstd", streamOf(packed))), input);
+    }
+  },
+});
+
 Deno.test("decompress() rejects empty, foreign and corrupt input with a SyntaxError", async () => {
   for (const method of ["xz", "zstd", "bzip2", "gzip", "br"] as const) {
     await assertRejects(

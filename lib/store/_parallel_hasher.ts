@@ -12,6 +12,11 @@
 import { createHasher, Hash, type HashAlgorithm, type Hasher, hashSize } from "../hashing/mod.ts";
 
 const SLOT_SIZE = 1 << 20;
+/**
+ * The thread reads files in pieces this big: small enough to stay in a core's L2 cache between
+ * the read and the digest (1 MiB pieces cost a third more kernel time in copies on 2-core EPYC).
+ */
+const FILE_PIECE = 1 << 16;
 const SLOTS = 32;
 /** Slots queued before the thread is started. */
 const START_AFTER = 4;
@@ -40,7 +45,7 @@ self.onmessage = ({ data: { sab, algorithm } }) => {
   const ctl = new Int32Array(sab, 0, ${LENGTHS + SLOTS});
   const data = new Uint8Array(sab, ${CONTROL_BYTES}, ${SLOTS * SLOT_SIZE});
   const hash = createHash(algorithm);
-  const own = new Uint8Array(${SLOT_SIZE});
+  const own = new Uint8Array(${FILE_PIECE});
   const hashFile = (start, length) => {
     const size = new DataView(sab, ${CONTROL_BYTES} + start, 8).getFloat64(0, true);
     const path = new TextDecoder().decode(data.slice(start + 8, start + length));

@@ -23,6 +23,11 @@ import { ParallelHasher } from "./_parallel_hasher.ts";
 
 /** The bit Nix reads as "executable" (S_IXUSR). */
 const S_IXUSR = 0o100;
+/**
+ * Large files are read (and copied) in pieces this big, which stay in a core's L2 cache between
+ * the read and the write or digest: 1 MiB pieces cost a third more kernel time in copies.
+ */
+const LARGE_FILE_PIECE = 1 << 16;
 /** The mtime of every canonical store object (Nix's mtimeStore). */
 const CANONICAL_MTIME = 1;
 
@@ -398,7 +403,7 @@ class _TreeDumper implements Disposable {
 
   #largeFileStep(file: _LargeFile): void {
     const { writer, contents } = this.walk;
-    const piece = writer.contentsInPlace(file.left);
+    const piece = writer.contentsInPlace(Math.min(file.left, LARGE_FILE_PIECE));
     _readFull(this.#files, file.input, piece, file.src);
     contents?.update(piece);
     if (file.output) _writeAll(file.output, piece);

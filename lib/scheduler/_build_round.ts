@@ -99,7 +99,8 @@ export function outputLocation(store: LocalStore, round: Round, path: string): s
 /** Runs the builder once. Throws (e.g. a spawn error) after removing what it created. */
 export async function runRound(job: RoundJob, context: RoundContext): Promise<Round> {
   const { store, settings } = context;
-  const buildDir = Deno.makeTempDirSync({
+  // Async: on a slow file system the other builds' work goes on meanwhile.
+  const buildDir = await Deno.makeTempDir({
     dir: context.tempDir,
     prefix: `nix-build-${job.drv.name}.drv-`,
   });

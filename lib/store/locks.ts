@@ -56,7 +56,8 @@ export async function lockPaths(lockDir: string, paths: Iterable<string>): Promi
 
 async function lockFile(lockPath: string): Promise<Deno.FsFile> {
   for (;;) {
-    const file = Deno.openSync(lockPath, { read: true, write: true, create: true });
+    // Async: creating the file can take milliseconds, which other goals may use.
+    const file = await Deno.open(lockPath, { read: true, write: true, create: true });
     try {
       // Uncontended (the usual case) without the round trip through a blocking thread.
       if (!file.tryLockSync(true)) await file.lock(true);

@@ -9,6 +9,8 @@
  * (nonblocking FFI calls), so a running builder never blocks the event loop.
  */
 
+import { encodeDerivationText } from "../derivation/mod.ts";
+
 /** How the builder ended, as Deno reports it: an exit code, or the signal's name. */
 export interface LibcStatus {
   code: number | null;
@@ -253,9 +255,10 @@ function spawnError(program: string, cwd: string, errno: number): Error {
   }
 }
 
+/** `text` as a NUL-terminated C string; a derivation's bytes that are not UTF-8 come back as such. */
 function cString(text: string): Uint8Array<ArrayBuffer> {
   if (text.includes("\0")) throw new TypeError(`Argument or variable '${text}' contains NUL`);
-  const bytes = new TextEncoder().encode(text);
+  const bytes = encodeDerivationText(text);
   const c = new Uint8Array(bytes.length + 1);
   c.set(bytes);
   return c;

@@ -11,7 +11,9 @@
  * - `wrapper` (anywhere): util-linux `setsid` (or Deno's `detached`) runs `/bin/sh -c 'exec
  *   2>&1; ulimit -S -c 0; exec /usr/bin/env -i NAME=VALUE... builder'`: three execs, the
  *   environment travelling as arguments because sh would drop names that are not shell names
- *   (`enable-foo`) and rewrite PWD, IFS, OPTIND and PPID.
+ *   (`enable-foo`) and rewrite PWD, IFS, OPTIND and PPID. Deno passes arguments as UTF-8, so
+ *   a derivation's bytes that are not UTF-8 reach the builder as U+FFFD here (the `libc`
+ *   launcher passes them exactly, as Nix does).
  * In the sandbox bwrap's `--die-with-parent` and PID namespace take the rest down with it.
  */
 

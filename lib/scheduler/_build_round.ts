@@ -5,7 +5,7 @@
  */
 
 import { basename, join } from "node:path";
-import type { Derivation } from "../derivation/mod.ts";
+import { type Derivation, encodeDerivationText } from "../derivation/mod.ts";
 import {
   type BuilderResult,
   type BwrapConfig,
@@ -132,7 +132,7 @@ export async function runRound(job: RoundJob, context: RoundContext): Promise<Ro
       referenceGraphs: referenceGraphs(store, job.drv),
     });
     for (const [name, contents] of environment.files) {
-      Deno.writeTextFileSync(join(buildDir, name), contents);
+      Deno.writeFileSync(join(buildDir, name), encodeDerivationText(contents));
     }
     const logFile = await openCompressedLog(job.logPath, {
       defer: context.background && ((write) =>

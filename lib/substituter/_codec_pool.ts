@@ -2,7 +2,8 @@
  * (De)compression on worker threads, so that substituting or copying a closure keeps every core
  * busy while the caller's thread unpacks, hashes and writes. Workers are made from inline code (a
  * Blob URL: a compiled kiln has no source files to load) and are ended as soon as no job is open
- * (an idle worker would keep the process alive). Two kinds of job:
+ * and no `holdCodecWorkers` holds them (an idle worker would keep the process alive). Two kinds
+ * of job:
  * - xz streams (`codeOnWorker`): liblzma's WebAssembly module (compiled once here and posted to
  *   the workers) codes each input chunk the caller sends and answers with what it produced; a
  *   job's liblzma state stays in its worker.

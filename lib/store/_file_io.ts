@@ -106,6 +106,8 @@ const encoder = new TextEncoder();
 class _LibcIo implements FileIo {
   readonly #lib: _Libc;
   readonly #path = new Uint8Array(16384);
+  /** The path `#path` holds, if any. */
+  #encoded: string | undefined;
   readonly #statx = new Uint8Array(256);
   readonly #view = new DataView(this.#statx.buffer);
   readonly #open = new Map<number, string>();
@@ -179,9 +181,13 @@ class _LibcIo implements FileIo {
 
   /** `path` as a NUL-terminated C string in a reused buffer; undefined if it does not fit. */
   #cPath(path: string): Uint8Array | undefined {
+    // The walker stats a file, then opens it: the buffer still holds the same path.
+    if (path === this.#encoded) return this.#path;
+    this.#encoded = undefined;
     const { read, written } = encoder.encodeInto(path, this.#path);
     if (read !== path.length || written >= this.#path.length) return undefined;
     this.#path[written] = 0;
+    this.#encoded = path;
     return this.#path;
   }
 }

@@ -20,6 +20,7 @@ import {
 } from "../sandbox/mod.ts";
 import { type LocalStore, removeTree } from "../store/mod.ts";
 import type { Watchdog } from "./watchdog.ts";
+import { errorMessage } from "./_outcome.ts";
 
 /** Build settings that do not change during a run. */
 export interface BuildSettings {
@@ -134,16 +135,14 @@ export async function runRound(job: RoundJob, context: RoundContext): Promise<Ro
     for (const [name, contents] of environment.files) {
       Deno.writeFileSync(join(buildDir, name), encodeDerivationText(contents));
     }
+    const warnOnFailure = (write: Promise<void>) =>
+      write.catch((error) =>
+        context.onWarning?.(
+          `cannot write the build log of '${job.drvPath}': ${errorMessage(error)}`,
+        )
+      );
     const logFile = await openCompressedLog(job.logPath, {
-      defer: context.background && ((write) =>
-        inBackground(
-          context,
-          write.catch((error) =>
-            context.onWarning?.(
-              `cannot write the build log of '${job.drvPath}': ${errorMessage(error)}`,
-            )
-          ),
-        )),
+      defer: context.background && ((write) => inBackground(context, warnOnFailure(write))),
     });
     let handle;
     try {
@@ -208,11 +207,6 @@ function inBackground(context: Pick<RoundContext, "background">, work: Promise<v
   const background = context.background!;
   const tracked: Promise<void> = work.finally(() => background.delete(tracked));
   background.add(tracked);
-}
-
-/** The message of a thrown value. */
-export function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }
 
 /** The closures `exportReferencesGraph` asks for, with the store's information on each path. */

@@ -54,7 +54,7 @@ export function resultOf(
   if (!settled.ok) {
     if (aborted) return cancelledResult(goal, times);
     const error = settled.error;
-    const text = error instanceof Error ? error.message : String(error);
+    const text = errorMessage(error);
     return failure(
       goal,
       times,
@@ -163,4 +163,9 @@ function failure(
     ...times,
     ...extra,
   };
+}
+
+/** The message of a thrown value. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

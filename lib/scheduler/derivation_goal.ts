@@ -20,7 +20,6 @@ import type { BuildOutcome, FailureOutcome } from "./build_result.ts";
 import type { BuildPlan, PlannedDerivation } from "./plan.ts";
 import type { BuildFunction } from "./worker.ts";
 import {
-  errorMessage,
   outputLocation,
   removeDir,
   removeRound,
@@ -30,6 +29,7 @@ import {
   runRound,
 } from "./_build_round.ts";
 import { ClosureCache } from "./_closure.ts";
+import { errorMessage } from "./_outcome.ts";
 import { builderFailure, goalName } from "./_failures.ts";
 import {
   checkOutputs,

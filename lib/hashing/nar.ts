@@ -96,6 +96,11 @@ export class NarWriter {
     return this.#buf.length;
   }
 
+  /** Bytes that still fit the current buffer before it goes to the sink. */
+  get room(): number {
+    return this.#buf.length - this.#pos;
+  }
+
   /** Starts a regular file of `size` bytes; its contents follow. */
   regular(executable: boolean, size: number): void {
     this.#raw(executable ? EXECUTABLE_TOKENS : REGULAR_TOKENS);

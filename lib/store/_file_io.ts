@@ -1,5 +1,5 @@
 /**
- * File access for the NAR walker: `statx`/`open`/`read`/`close` to read a tree, and creating a
+ * File access for the NAR walker: `getdents64`/`statx`/`open`/`read`/`close` to read a tree, and creating a
  * file with its contents, mode and mtime, called straight from libc where Deno may load it (each
  * costs about half what Deno's fs op does, which matters across tens of thousands of small files),
  * else Deno's sync ops. Failures are re-done with Deno's op so that the error thrown is Deno's
@@ -12,8 +12,13 @@ export interface FileStat {
   size: number;
 }
 
+/** A directory entry's type as the directory tells it: "other" for any other, or unknown. */
+export type EntryKind = "file" | "directory" | "symlink" | "other";
+
 /** Stat, open, read and close, by path and by handle. Dispose of it when the walk ends. */
 export interface FileIo extends Disposable {
+  /** The entries of the directory at `path` (without `.` and `..`), in no particular order. */
+  readDir(path: string): [name: string, kind: EntryKind][];
   lstat(path: string): FileStat;
   open(path: string): number;
   /** Reads into `into`; returns the number of bytes read, 0 at the end of the file. */
@@ -32,6 +37,10 @@ const AT_FDCWD = -100;
 const AT_SYMLINK_NOFOLLOW = 0x100;
 const STATX_TYPE_MODE_SIZE = 0x1 | 0x2 | 0x200;
 const O_RDONLY_CLOEXEC = 0o2000000;
+const O_DIRECTORY = 0o200000;
+const DT_DIR = 4;
+const DT_REG = 8;
+const DT_LNK = 10;
 const O_CREATE_NEW = 0o1 | 0o100 | 0o200 | 0o2000000; // O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC
 
 const SYMBOLS = {
@@ -39,6 +48,7 @@ const SYMBOLS = {
   open: { parameters: ["buffer", "i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   close: { parameters: ["i32"], result: "i32" },
+  getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   openCreate: { name: "open", parameters: ["buffer", "i32", "u32"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   futimens: { parameters: ["i32", "buffer"], result: "i32" },
@@ -71,6 +81,13 @@ class _DenoIo implements FileIo {
   readonly #files = new Map<number, Deno.FsFile>();
   #next = 0;
 
+  readDir(path: string): [string, EntryKind][] {
+    return Array.from(Deno.readDirSync(path), (e) => [
+      e.name,
+      e.isFile ? "file" : e.isDirectory ? "directory" : e.isSymlink ? "symlink" : "other",
+    ]);
+  }
+
   lstat(path: string): FileStat {
     const info = Deno.lstatSync(path);
     return { mode: info.mode!, size: info.size };
@@ -102,6 +119,12 @@ class _DenoIo implements FileIo {
 }
 
 const encoder = new TextEncoder();
+const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+const DIRENT_KINDS: Record<number, EntryKind> = {
+  [DT_REG]: "file",
+  [DT_DIR]: "directory",
+  [DT_LNK]: "symlink",
+};
 
 class _LibcIo implements FileIo {
   readonly #lib: _Libc;
@@ -113,9 +136,37 @@ class _LibcIo implements FileIo {
   readonly #open = new Map<number, string>();
   readonly #fallback = new _DenoIo();
   readonly #times = new BigInt64Array(4);
+  readonly #dirents = new Uint8Array(32768);
+  readonly #direntView = new DataView(this.#dirents.buffer);
 
   constructor(lib: _Libc) {
     this.#lib = lib;
+  }
+
+  readDir(path: string): [string, EntryKind][] {
+    const c = this.#cPath(path);
+    const fd = c ? this.#lib.symbols.open(c, O_RDONLY_CLOEXEC | O_DIRECTORY) : -1;
+    if (fd < 0) return this.#fallback.readDir(path); // Deno's error
+    const entries: [string, EntryKind][] = [];
+    try {
+      const size = BigInt(this.#dirents.length);
+      for (let n; (n = Number(this.#lib.symbols.getdents64(fd, this.#dirents, size))) !== 0;) {
+        if (n < 0) return this.#fallback.readDir(path);
+        // struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, NUL-terminated name
+        for (let at = 0; at < n; at += this.#direntView.getUint16(at + 16, true)) {
+          const end = this.#dirents.indexOf(0, at + 19);
+          const name = strictDecoder.decode(this.#dirents.subarray(at + 19, end));
+          if (name === "." || name === "..") continue;
+          entries.push([name, DIRENT_KINDS[this.#dirents[at + 18]] ?? "other"]);
+        }
+      }
+    } catch (e) {
+      if (!(e instanceof TypeError)) throw e;
+      return this.#fallback.readDir(path); // a name that is not UTF-8: as Deno has it
+    } finally {
+      this.#lib.symbols.close(fd);
+    }
+    return entries;
   }
 
   lstat(path: string): FileStat {

@@ -2,9 +2,12 @@
  * A digest computed on a second thread while the caller produces the bytes, so that hashing a
  * large tree costs about the time of walking it rather than walking plus hashing. The caller
  * fills 1 MiB slots of a shared ring and hands each over with `publish`; once the thread runs, a
- * large file can instead be handed over by path (`publishFile`) and the thread reads it itself.
- * The thread starts only once a few slots are queued (small inputs are hashed inline), and if it
- * cannot start, or is not ready when the input ends, the caller's thread hashes the queue itself.
+ * file can instead be handed over by path (`publishFile`) and the thread reads it itself: the
+ * walker does so for every large file, and for small ones while the thread is short of work
+ * (`hungry`), so that the reading is shared between the two threads. From then on a slot holds a
+ * program (bytes and files, in order) rather than bytes only, so that many small files need one
+ * slot. The thread starts only once a few slots are queued (small inputs are hashed inline), and
+ * if it cannot start, or is not ready when the input ends, the caller's thread hashes the queue.
  * The shared ring (33 MiB) is only allocated once a second buffer is handed over: an input that
  * fits one buffer (most build outputs, every `.drv`) is hashed inline from reused plain buffers.
  */
@@ -18,6 +21,12 @@ const SLOT_SIZE = 1 << 20;
  */
 const FILE_PIECE = 1 << 16;
 const SLOTS = 32;
+/** A program slot is handed over once it stands for this many bytes (or its room runs out). */
+const PROGRAM_BYTES = 1 << 18;
+/** Room a program slot must keep for the next record; less, and it is handed over. */
+const PROGRAM_ROOM = 1 << 16;
+/** The thread is `hungry` while at most this many handed-over slots wait for it. */
+const HUNGRY_SLOTS = 4;
 /** Slots queued before the thread is started. */
 const START_AFTER = 4;
 /** How long a starting thread is waited for before hashing inline instead (for good). */
@@ -25,8 +34,10 @@ const START_MS = 2_000;
 /** How long a running thread may make no progress before it is declared broken. */
 const STALL_MS = 30_000;
 
-// Control words (Int32) at the start of the shared buffer, then one length per slot (a negative
-// length -n marks a file job: float64 size then the UTF-8 path, n bytes in all).
+// Control words (Int32) at the start of the shared buffer, then one length per slot: n >= 0 for
+// n bytes, -n for a program of n bytes, a sequence of records each starting with an Int32 r:
+// r >= 0 for r bytes that follow, -r for a file whose contents come next: float64 size, then its
+// path, r bytes of UTF-8 with the terminating NUL.
 const PRODUCED = 0;
 const CONSUMED = 1;
 const STATE = 2; // 0 running, 1 input complete, 2 cancelled
@@ -38,6 +49,7 @@ const CONTROL_BYTES = (LENGTHS + SLOTS) * 4;
 const DIGEST_AT = CONTROL_BYTES + SLOTS * SLOT_SIZE;
 const ERROR_AT = DIGEST_AT + 64;
 const ERROR_BYTES = 8192;
+const O_RDONLY_CLOEXEC = 0o2000000;
 
 const WORKER_SOURCE = `
 import { createHash } from "node:crypto";
@@ -46,19 +58,59 @@ self.onmessage = ({ data: { sab, algorithm } }) => {
   const data = new Uint8Array(sab, ${CONTROL_BYTES}, ${SLOTS * SLOT_SIZE});
   const hash = createHash(algorithm);
   const own = new Uint8Array(${FILE_PIECE});
-  const hashFile = (start, length) => {
-    const size = new DataView(sab, ${CONTROL_BYTES} + start, 8).getFloat64(0, true);
-    const path = new TextDecoder().decode(data.slice(start + 8, start + length));
-    const file = Deno.openSync(path);
+  let libc;
+  try {
+    libc = Deno.dlopen("libc.so.6", {
+      open: { parameters: ["buffer", "i32"], result: "i32" },
+      read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+      close: { parameters: ["i32"], result: "i32" },
+    }).symbols;
+  } catch {
+    // no FFI: Deno's ops
+  }
+  const shrank = (path) => new RangeError("File '" + path + "' shrank while being read");
+  // The file whose NUL-terminated path is at data[at, end), read through libc where it can be.
+  const hashFile = (at, end, size) => {
+    const path = () => new TextDecoder().decode(data.slice(at, end - 1));
+    const fd = libc ? libc.open(data.subarray(at, end), ${O_RDONLY_CLOEXEC}) : -1;
+    if (fd < 0) {
+      const file = Deno.openSync(path());
+      try {
+        for (let left = size; left > 0;) {
+          const n = file.readSync(own.subarray(0, Math.min(left, own.length)));
+          if (!n) throw shrank(path());
+          hash.update(own.subarray(0, n));
+          left -= n;
+        }
+      } finally {
+        file.close();
+      }
+      return;
+    }
     try {
       for (let left = size; left > 0;) {
-        const n = file.readSync(own.subarray(0, Math.min(left, own.length)));
-        if (!n) throw new RangeError("File '" + path + "' shrank while being read");
+        const n = Number(libc.read(fd, own, BigInt(Math.min(left, own.length))));
+        if (n < 0) throw new Deno.errors.Interrupted("Reading '" + path() + "' failed");
+        if (n === 0) throw shrank(path());
         hash.update(own.subarray(0, n));
         left -= n;
       }
     } finally {
-      file.close();
+      libc.close(fd);
+    }
+  };
+  const runProgram = (start, length) => {
+    const view = new DataView(sab, ${CONTROL_BYTES} + start, length);
+    for (let at = 0; at < length;) {
+      const r = view.getInt32(at, true);
+      at += 4;
+      if (r >= 0) {
+        hash.update(data.subarray(start + at, start + at + r));
+        at += r;
+      } else {
+        hashFile(start + at + 8, start + at + 8 - r, view.getFloat64(at, true));
+        at += 8 - r;
+      }
     }
   };
   Atomics.store(ctl, ${READY}, 1);
@@ -73,7 +125,7 @@ self.onmessage = ({ data: { sab, algorithm } }) => {
         const start = (consumed % ${SLOTS}) * ${SLOT_SIZE};
         const length = ctl[${LENGTHS} + consumed % ${SLOTS}];
         if (length >= 0) hash.update(data.subarray(start, start + length));
-        else hashFile(start, -length);
+        else runProgram(start, -length);
         Atomics.store(ctl, ${CONSUMED}, ++consumed);
         Atomics.notify(ctl, ${CONSUMED});
       } else if (state === 1) {
@@ -114,6 +166,10 @@ export class ParallelHasher implements Disposable {
   /** Before the ring: the plain buffers given out, and the one filled chunk handed over. */
   readonly #plain: Uint8Array[] = [];
   #first: Uint8Array | undefined;
+  /** In a program slot: where its next record starts; undefined in a slot of bytes. */
+  #programAt: number | undefined;
+  /** The bytes the open program stands for. */
+  #programBytes = 0;
 
   constructor(algorithm: HashAlgorithm) {
     this.#algorithm = algorithm;
@@ -138,7 +194,10 @@ export class ParallelHasher implements Disposable {
       this.#makeRing();
       this.#slot(this.#produced % SLOTS).set(filled);
     }
-    return this.#commit(filled.length);
+    if (this.#programAt === undefined) return this.#commit(filled.length);
+    this.#view().setInt32(this.#programAt, filled.length, true);
+    this.#programAt += 4 + filled.length;
+    return this.#recorded(filled.length);
   }
 
   /** Whether {@link publishFile} may be used now: the thread is running. */
@@ -146,16 +205,30 @@ export class ParallelHasher implements Disposable {
     return !this.#inline && this.#worker !== undefined && Atomics.load(this.#ctl, READY) === 1;
   }
 
+  /** Whether the thread is running and short of work: handing it small files pays then. */
+  get hungry(): boolean {
+    return this.takesFiles && this.#produced - Atomics.load(this.#ctl, CONSUMED) <= HUNGRY_SLOTS;
+  }
+
   /**
-   * Has the thread read and hash `size` bytes of the file at `path`, in the order of the slots;
-   * `buffer` is the (empty) buffer last given out. Returns the next buffer to fill. A failure to
-   * read surfaces from a later call or from `digest`.
+   * Has the thread read and hash `size` bytes of the file at `path`, in the order of everything
+   * published; `_buffer` is the (empty) buffer last given out. Returns the next buffer to fill.
+   * A failure to read surfaces from a later call or from `digest`.
    */
-  publishFile(buffer: Uint8Array, path: string, size: number): Uint8Array {
-    new DataView(buffer.buffer, buffer.byteOffset, 8).setFloat64(0, size, true);
-    const { read, written } = encoder.encodeInto(path, buffer.subarray(8));
-    if (read !== path.length) throw new RangeError(`Path '${path}' is too long`);
-    return this.#commit(-(8 + written));
+  publishFile(_buffer: Uint8Array, path: string, size: number): Uint8Array {
+    // An empty slot of bytes (given out before the thread ran) becomes a program.
+    const at = this.#programAt ?? 0;
+    const into = this.#slot(this.#produced % SLOTS).subarray(at + 12, SLOT_SIZE - PROGRAM_ROOM);
+    const { read, written } = encoder.encodeInto(path, into);
+    if (read !== path.length || written === into.length) {
+      throw new RangeError(`Path '${path}' is too long`);
+    }
+    into[written] = 0;
+    const view = this.#view();
+    view.setInt32(at, -(written + 1), true);
+    view.setFloat64(at + 4, size, true);
+    this.#programAt = at + 12 + written + 1;
+    return this.#recorded(size);
   }
 
   /** The digest of everything published; ends the thread. */
@@ -171,6 +244,7 @@ export class ParallelHasher implements Disposable {
       if (!this.#inline) this.#hashInline();
       return this.#inline!.digest();
     }
+    if (this.#programAt) this.#commit(-this.#programAt);
     Atomics.store(this.#ctl, STATE, 1);
     Atomics.notify(this.#ctl, PRODUCED);
     this.#waitUntil(DIGEST_LENGTH, () => Atomics.load(this.#ctl, DIGEST_LENGTH) !== 0);
@@ -188,13 +262,33 @@ export class ParallelHasher implements Disposable {
     this.#worker = undefined;
   }
 
+  /** A record of `bytes` bytes of NAR was added to the open program: hands it over if due. */
+  #recorded(bytes: number): Uint8Array {
+    this.#programBytes += bytes;
+    const at = this.#programAt!;
+    if (SLOT_SIZE - at < PROGRAM_ROOM || this.#programBytes >= PROGRAM_BYTES) {
+      return this.#commit(-at);
+    }
+    return this.#slot(this.#produced % SLOTS).subarray(at + 4);
+  }
+
+  /** Hands over the current slot; returns the next buffer: a program's once the thread runs. */
   #commit(length: number): Uint8Array {
     this.#ctl[LENGTHS + this.#produced % SLOTS] = length;
     Atomics.store(this.#ctl, PRODUCED, ++this.#produced);
     if (this.#worker) Atomics.notify(this.#ctl, PRODUCED);
     else if (this.#produced >= START_AFTER && !threadsBroken) this.#start();
     if (this.#produced - Atomics.load(this.#ctl, CONSUMED) >= SLOTS) this.#waitForSpace();
-    return this.#slot(this.#inline ? 0 : this.#produced % SLOTS);
+    const slot = this.#slot(this.#inline ? 0 : this.#produced % SLOTS);
+    this.#programAt = this.takesFiles ? 0 : undefined;
+    this.#programBytes = 0;
+    return this.#programAt === undefined ? slot : slot.subarray(4);
+  }
+
+  /** The current slot as a DataView. */
+  #view(): DataView {
+    const at = CONTROL_BYTES + (this.#produced % SLOTS) * SLOT_SIZE;
+    return new DataView(this.#sab!, at, SLOT_SIZE);
   }
 
   #slot(index: number): Uint8Array {

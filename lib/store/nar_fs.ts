@@ -345,11 +345,9 @@ class _TreeDumper implements Disposable {
       case "directory": {
         if (dest !== undefined) Deno.mkdirSync(dest);
         const kinds = new Map<string, _Kind>();
-        for (const e of Deno.readDirSync(src)) {
-          const kind = e.isFile ? "file" : e.isDirectory ? "directory" : e.isSymlink ? "symlink" : (
-            _kindOf(`${src}/${e.name}`, Deno.lstatSync(`${src}/${e.name}`))
-          );
-          kinds.set(e.name, kind);
+        for (const [name, kind] of this.#files.readDir(src)) {
+          const path = `${src}/${name}`;
+          kinds.set(name, kind === "other" ? _kindOf(path, Deno.lstatSync(path)) : kind);
         }
         writer.directory();
         const names = sortNames([...kinds.keys()]);
@@ -369,13 +367,17 @@ class _TreeDumper implements Disposable {
     const mode = _fileMode(executable, canonicalise ?? false);
     if (canonicalise && dest === undefined) _canonicaliseFile(src, info.mode, mode);
     writer.regular(executable, info.size);
+    // The hashing thread reads a file that does not fit the buffer's room itself, and one that
+    // does when it is short of work.
+    const offload = dest === undefined && !contents && info.size > 0
+      ? this.walk.offload
+      : undefined;
+    if (offload && (info.size > writer.room ? offload.takesFiles : offload.hungry)) {
+      writer.contentsElsewhere(info.size, (b) => offload.publishFile(b, src, info.size));
+      writer.end();
+      return;
+    }
     if (info.size > writer.bufferSize) {
-      const offload = this.walk.offload;
-      if (offload?.takesFiles && dest === undefined && !contents) {
-        writer.contentsElsewhere(info.size, (b) => offload.publishFile(b, src, info.size));
-        writer.end();
-        return;
-      }
       const input = files.open(src);
       this.#large = { src, dest, mode, input, output: undefined, left: info.size };
       if (dest !== undefined) {

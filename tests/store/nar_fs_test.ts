@@ -123,6 +123,30 @@ Deno.test("hashPath() agrees with dumpPath() around the hashing thread's thresho
     }
   }));
 
+Deno.test("hashPath() agrees with dumpPath() when the hashing thread reads small files", () =>
+  withFixture(async (dir) => {
+    // The large file starts the thread; the small ones after it are read by whichever thread
+    // has less to do, several to a slot, among directories, symlinks and empty files.
+    const root = `${dir}/mixed`;
+    Deno.mkdirSync(root);
+    Deno.writeFileSync(`${root}/a-large`, patternBytes(12 << 20, 5));
+    for (let d = 0; d < 20; d++) {
+      const sub = `${root}/d${d}`;
+      Deno.mkdirSync(sub);
+      for (let f = 0; f < 150; f++) {
+        Deno.writeFileSync(`${sub}/f${f}`, patternBytes((f * 977 + d * 131) % 70_000, f), {
+          mode: f % 7 === 0 ? 0o755 : 0o644,
+        });
+      }
+      Deno.symlinkSync("f1", `${sub}/link`);
+      Deno.writeFileSync(`${sub}/z-empty`, new Uint8Array());
+    }
+    const nar = await readAll(dumpPath(root));
+    const { hash, size } = hashPath(root);
+    assertEquals(hash.toString(), hashBytes("sha256", nar).toString());
+    assertEquals(size, nar.length);
+  }));
+
 Deno.test({
   name: "dumpPath() and hashPath() equal nix-store --dump with a file over 100 MB",
   ignore: !nixAvailable,

@@ -6,6 +6,8 @@
  * usual one (NotFound, AlreadyExists, PermissionDenied, ...).
  */
 
+import { type Libc, loadLibc } from "./_libc.ts";
+
 /** What the walker needs of a file: its mode bits and size (symlinks not followed). */
 export interface FileStat {
   mode: number;
@@ -42,34 +44,6 @@ const DT_DIR = 4;
 const DT_REG = 8;
 const DT_LNK = 10;
 const O_CREATE_NEW = 0o1 | 0o100 | 0o200 | 0o2000000; // O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC
-
-const SYMBOLS = {
-  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
-  open: { parameters: ["buffer", "i32"], result: "i32" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  close: { parameters: ["i32"], result: "i32" },
-  getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  openCreate: { name: "open", parameters: ["buffer", "i32", "u32"], result: "i32" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  futimens: { parameters: ["i32", "buffer"], result: "i32" },
-} as const;
-
-type _Libc = Deno.DynamicLibrary<typeof SYMBOLS>;
-
-/** libc, loaded once per process (loading costs about 1 ms); undefined where it cannot be. */
-let libc: _Libc | undefined | null = null;
-
-function loadLibc(): _Libc | undefined {
-  if (libc === null) {
-    libc = undefined;
-    try {
-      if (Deno.build.os === "linux") libc = Deno.dlopen("libc.so.6", SYMBOLS);
-    } catch {
-      // no FFI permission, or no glibc: Deno's ops
-    }
-  }
-  return libc;
-}
 
 /** The fastest file access this process may use. */
 export function openFileIo(): FileIo {
@@ -127,7 +101,7 @@ const DIRENT_KINDS: Record<number, EntryKind> = {
 };
 
 class _LibcIo implements FileIo {
-  readonly #lib: _Libc;
+  readonly #lib: Libc;
   readonly #path = new Uint8Array(16384);
   /** The path `#path` holds, if any. */
   #encoded: string | undefined;
@@ -139,7 +113,7 @@ class _LibcIo implements FileIo {
   readonly #dirents = new Uint8Array(32768);
   readonly #direntView = new DataView(this.#dirents.buffer);
 
-  constructor(lib: _Libc) {
+  constructor(lib: Libc) {
     this.#lib = lib;
   }
 

@@ -1,6 +1,6 @@
 import { assertEquals } from "../_assert.ts";
 import { join } from "node:path";
-import { lockPaths } from "../../lib/store/locks.ts";
+import { type LockKind, lockPaths } from "../../lib/store/locks.ts";
 
 const A = "/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a";
 const B = "/nix/store/bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-b";
@@ -19,43 +19,73 @@ async function letOthersRun(): Promise<void> {
   for (let i = 0; i < 20; i++) await Deno.stat("/");
 }
 
-Deno.test("lockPaths() makes a second locker wait until the first unlocks", async () => {
-  await withLockDir(async (dir) => {
-    const events: string[] = [];
-    const first = await lockPaths(dir, [A]);
-    const second = lockPaths(dir, [A]).then((locks) => {
-      events.push("second locked");
-      return locks;
-    });
-    await letOthersRun();
-    events.push("first unlocks");
-    first.unlock();
-    (await second).unlock();
-    assertEquals(events, ["first unlocks", "second locked"]);
-  });
-});
-
-Deno.test("lockPaths() does not deadlock on overlapping sets given in different orders", async () => {
-  await withLockDir(async (dir) => {
-    const order: string[] = [];
-    const run = async (name: string, paths: string[]) => {
-      using _locks = await lockPaths(dir, paths);
-      order.push(name);
+for (const kind of ["ranges", "files"] satisfies LockKind[]) {
+  Deno.test(`lockPaths() (${kind}) makes a second locker wait until the first unlocks`, async () => {
+    await withLockDir(async (dir) => {
+      const events: string[] = [];
+      const first = await lockPaths(dir, [A], kind);
+      const second = lockPaths(dir, [A], kind).then((locks) => {
+        events.push("second locked");
+        return locks;
+      });
+      const other = await lockPaths(dir, [B], kind); // another path is free meanwhile
+      other.unlock();
       await letOthersRun();
-    };
-    await Promise.all([run("ab", [A, B]), run("ba", [B, A]), run("b", [B])]);
-    assertEquals(order.sort(), ["ab", "b", "ba"]);
+      events.push("first unlocks");
+      first.unlock();
+      (await second).unlock();
+      assertEquals(events, ["first unlocks", "second locked"]);
+    });
   });
-});
 
-Deno.test("lockPaths() deletes its lock files on unlock", async () => {
+  Deno.test(`lockPaths() (${kind}) does not deadlock on overlapping sets in any order`, async () => {
+    await withLockDir(async (dir) => {
+      const order: string[] = [];
+      const run = async (name: string, paths: string[]) => {
+        using _locks = await lockPaths(dir, paths, kind);
+        order.push(name);
+        await letOthersRun();
+      };
+      await Promise.all([run("ab", [A, B]), run("ba", [B, A]), run("b", [B])]);
+      assertEquals(order.sort(), ["ab", "b", "ba"]);
+    });
+  });
+}
+
+Deno.test("lockPaths() leaves no file per path behind", async () => {
   await withLockDir(async (dir) => {
-    const locks = await lockPaths(dir, [A, B, A]);
+    const ranges = await lockPaths(dir, [A, B, A], "ranges");
+    assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["paths.lock"]);
+    ranges.unlock();
+    const files = await lockPaths(dir, [A, B, A], "files");
     assertEquals([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
       "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-a.lock",
       "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb-b.lock",
+      "paths.lock",
     ]);
-    locks.unlock();
-    assertEquals([...Deno.readDirSync(dir)], []);
+    files.unlock();
+    assertEquals([...Deno.readDirSync(dir)].map((e) => e.name), ["paths.lock"]);
+  });
+});
+
+Deno.test("lockPaths() (ranges) excludes another process holding the same path", async () => {
+  await withLockDir(async (dir) => {
+    const url = new URL("../../lib/store/locks.ts", import.meta.url).href;
+    const script = `import { lockPaths } from "${url}";
+      const locks = await lockPaths(${JSON.stringify(dir)}, [${JSON.stringify(A)}], "ranges");
+      console.log("locked"); await new Promise((r) => setTimeout(r, 300)); locks.unlock();`;
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["eval", script],
+      stdout: "piped",
+    }).spawn();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    assertEquals((await reader.read()).value?.trim(), "locked");
+    const start = performance.now();
+    const mine = await lockPaths(dir, [A], "ranges");
+    const waited = performance.now() - start;
+    mine.unlock();
+    await reader.cancel();
+    await child.status;
+    assertEquals(waited > 150, true, `waited only ${waited} ms for the other process`);
   });
 });

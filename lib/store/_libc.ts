@@ -1,0 +1,57 @@
+/**
+ * The libc functions the store calls directly (the file walker's I/O, path locks), loaded once
+ * per process where Deno may load them: on Linux with FFI allowed. Callers fall back to Deno's
+ * ops where this returns undefined.
+ */
+
+const SYMBOLS = {
+  statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  close: { parameters: ["i32"], result: "i32" },
+  getdents64: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  openCreate: { name: "open", parameters: ["buffer", "i32", "u32"], result: "i32" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  futimens: { parameters: ["i32", "buffer"], result: "i32" },
+  fcntlLock: { name: "fcntl", parameters: ["i32", "i32", "buffer"], result: "i32" },
+  /** The same, on a thread of its own: for a lock that must be waited for. */
+  fcntlLockWait: {
+    name: "fcntl",
+    parameters: ["i32", "i32", "buffer"],
+    result: "i32",
+    nonblocking: true,
+  },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const;
+
+/** The loaded library. */
+export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>;
+
+/** libc, loaded once per process (loading costs about 1 ms); undefined where it cannot be. */
+let libc: Libc | undefined | null = null;
+
+/** libc, or undefined where this process may not call it. */
+export function loadLibc(): Libc | undefined {
+  if (libc === null) {
+    libc = undefined;
+    try {
+      if (Deno.build.os === "linux") libc = Deno.dlopen("libc.so.6", SYMBOLS);
+    } catch {
+      // no FFI permission, or no glibc: Deno's ops
+    }
+  }
+  return libc;
+}
+
+/** The calling thread's errno, right after a libc call on it failed. */
+export function errno(lib: Libc): number {
+  const at = lib.symbols.__errno_location();
+  return at === null ? 0 : new Deno.UnsafePointerView(at).getInt32();
+}
+
+const encoder = new TextEncoder();
+
+/** `path` as a NUL-terminated C string. */
+export function cString(path: string): Uint8Array<ArrayBuffer> {
+  return encoder.encode(path + "\0");
+}

@@ -20,6 +20,7 @@ import {
 } from "../sandbox/mod.ts";
 import { type LocalStore, removeTree } from "../store/mod.ts";
 import type { Watchdog } from "./watchdog.ts";
+import { type BuildDirs, inBackground } from "./_build_dirs.ts";
 import { errorMessage } from "./_outcome.ts";
 
 /** Build settings that do not change during a run. */
@@ -51,8 +52,8 @@ export interface RoundContext {
   store: LocalStore;
   storeRoot: string;
   settings: BuildSettings;
-  /** Where build dirs are made (the host's temporary directory). */
-  tempDir: string;
+  /** Where build dirs come from (the host's temporary directory). */
+  buildDirs: BuildDirs;
   /** Environment the `impureEnvVars` of fixed-output derivations are taken from. */
   impureEnv: Record<string, string>;
   watchdog?: Watchdog;
@@ -100,11 +101,7 @@ export function outputLocation(store: LocalStore, round: Round, path: string): s
 /** Runs the builder once. Throws (e.g. a spawn error) after removing what it created. */
 export async function runRound(job: RoundJob, context: RoundContext): Promise<Round> {
   const { store, settings } = context;
-  // Async: on a slow file system the other builds' work goes on meanwhile.
-  const buildDir = await Deno.makeTempDir({
-    dir: context.tempDir,
-    prefix: `nix-build-${job.drv.name}.drv-`,
-  });
+  const buildDir = await context.buildDirs.take(job.drv.name);
   const round: Round = { buildDir, result: undefined as unknown as BuilderResult };
   try {
     let sandbox: BwrapConfig | undefined;
@@ -142,7 +139,8 @@ export async function runRound(job: RoundJob, context: RoundContext): Promise<Ro
         )
       );
     const logFile = await openCompressedLog(job.logPath, {
-      defer: context.background && ((write) => inBackground(context, warnOnFailure(write))),
+      defer: context.background &&
+        ((write) => inBackground(context.background!, warnOnFailure(write))),
     });
     let handle;
     try {
@@ -184,29 +182,21 @@ export async function runRound(job: RoundJob, context: RoundContext): Promise<Ro
 /** Removes a round's directories (whatever they hold), in the background where asked to. */
 export function removeRound(
   round: { buildDir?: string; rootDir?: string },
-  context: Pick<RoundContext, "background">,
+  context: Pick<RoundContext, "background" | "buildDirs">,
 ): void {
-  for (const dir of [round.buildDir, round.rootDir]) {
-    if (dir !== undefined) removeDir(dir, context);
-  }
+  if (round.buildDir !== undefined) context.buildDirs.give(round.buildDir);
+  if (round.rootDir !== undefined) removeDir(round.rootDir, context);
 }
 
 /** Removes `dir` (whatever it holds), in the background where asked to. */
 export function removeDir(dir: string, context: Pick<RoundContext, "background">): void {
   if (context.background === undefined) return removeTree(dir);
   inBackground(
-    context,
+    context.background,
     Deno.remove(dir, { recursive: true })
       .catch(() => removeTree(dir)) // read-only directories, or already gone
       .catch(() => {}), // left to the store's cleanup of stale temporaries
   );
-}
-
-/** Adds `work` (which never rejects) to the context's background work until it settles. */
-function inBackground(context: Pick<RoundContext, "background">, work: Promise<void>): void {
-  const background = context.background!;
-  const tracked: Promise<void> = work.finally(() => background.delete(tracked));
-  background.add(tracked);
 }
 
 /** The closures `exportReferencesGraph` asks for, with the store's information on each path. */

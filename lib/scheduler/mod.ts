@@ -9,3 +9,4 @@ export * from "./derivation_goal.ts";
 export * from "./watchdog.ts";
 export * from "./substitution_frontier.ts";
 export * from "./build_log.ts";
+export { BuildDirs } from "./_build_dirs.ts";

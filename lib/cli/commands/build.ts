@@ -9,6 +9,7 @@ import {
   withElfDependencies,
 } from "../../sandbox/mod.ts";
 import {
+  BuildDirs,
   buildLogDir,
   type BuildPlan,
   type BuildResult,
@@ -294,6 +295,7 @@ async function realise(
   const watchdog = needed && settings.sandbox !== "on" ? Watchdog.start() : undefined;
   let shareDir: string | undefined;
   const background = new Set<Promise<void>>();
+  const buildDirs = new BuildDirs(Deno.env.get("TMPDIR") || "/tmp", background);
   try {
     let sandboxShare: SandboxShare | undefined;
     if (needed && settings.sandbox !== "off") {
@@ -306,7 +308,7 @@ async function realise(
       settings,
       plan,
       logDir: buildLogDir(config.stateDir),
-      tempDir: Deno.env.get("TMPDIR") || "/tmp",
+      buildDirs,
       impureEnv: Deno.env.toObject(),
       watchdog,
       sandboxShare,
@@ -339,6 +341,7 @@ async function realise(
   } finally {
     for (const s of signals) Deno.removeSignalListener(s, onSignal);
     await Promise.all(background);
+    buildDirs.close();
     if (shareDir !== undefined) removeTree(shareDir);
     await watchdog?.close();
   }

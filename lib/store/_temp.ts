@@ -4,6 +4,7 @@
  */
 
 import { join } from "node:path";
+import { cString, errno, loadLibc } from "./_libc.ts";
 
 const TEMP_PREFIX = ".kiln-tmp-";
 let counter = 0;
@@ -48,8 +49,20 @@ function isProcessAlive(pid: number): boolean {
   }
 }
 
+const AT_FDCWD = -100;
+const AT_SYMLINK_NOFOLLOW = 0x100;
+const ENOENT = 2;
+const statxBuffer = new Uint8Array(256);
+
 /** Whether anything (a dangling symlink too) is at `path`. */
 export function pathExists(path: string): boolean {
+  // Through libc where it can: Deno's lstat reports absence by throwing, which costs ~20 us.
+  const libc = loadLibc();
+  if (libc) {
+    const c = cString(path);
+    if (libc.symbols.statx(AT_FDCWD, c, AT_SYMLINK_NOFOLLOW, 0, statxBuffer) === 0) return true;
+    if (errno(libc) === ENOENT) return false;
+  }
   try {
     Deno.lstatSync(path);
     return true;
@@ -61,6 +74,7 @@ export function pathExists(path: string): boolean {
 
 /** Deletes `path` (file, symlink or tree, read-only or not); nothing when it does not exist. */
 export function removeTree(path: string): void {
+  if (!pathExists(path)) return;
   try {
     Deno.removeSync(path, { recursive: true });
   } catch (e) {

@@ -20,6 +20,7 @@ import {
 } from "../hashing/mod.ts";
 import { type FileIo, openFileIo } from "./_file_io.ts";
 import { ParallelHasher } from "./_parallel_hasher.ts";
+import { pathExists, removeTree } from "./_temp.ts";
 
 /** The bit Nix reads as "executable" (S_IXUSR). */
 const S_IXUSR = 0o100;
@@ -151,7 +152,7 @@ export function ingestPath(
   try {
     _dumpTree(src, dest, walk);
   } catch (e) {
-    _removeTree(dest);
+    removeTree(dest);
     throw e;
   }
   const narHash = narHasher.digest();
@@ -227,7 +228,7 @@ export async function restoreNar(
     Deno.renameSync(tmp, dest);
   } catch (e) {
     file?.close();
-    _removeTree(tmp);
+    removeTree(tmp);
     throw e;
   }
   return { narHash: hasher.digest(), narSize };
@@ -475,29 +476,5 @@ function _writeAll(file: Deno.FsFile, bytes: Uint8Array): void {
 }
 
 function _assertAbsent(path: string): void {
-  try {
-    Deno.lstatSync(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return;
-    throw e;
-  }
-  throw new Deno.errors.AlreadyExists(`Destination '${path}' already exists`);
-}
-
-/** Removes a partly written tree, making read-only directories writable first if needed. */
-function _removeTree(path: string): void {
-  try {
-    Deno.removeSync(path, { recursive: true });
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return;
-    if (!(e instanceof Deno.errors.PermissionDenied)) throw e;
-    _makeWritable(path);
-    Deno.removeSync(path, { recursive: true });
-  }
-}
-
-function _makeWritable(path: string): void {
-  if (!Deno.lstatSync(path).isDirectory) return;
-  Deno.chmodSync(path, 0o755);
-  for (const e of Deno.readDirSync(path)) _makeWritable(join(path, e.name));
+  if (pathExists(path)) throw new Deno.errors.AlreadyExists(`Destination '${path}' already exists`);
 }

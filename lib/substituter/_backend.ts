@@ -9,6 +9,8 @@ export class CacheUnavailableError extends Error {
 export interface CacheBackend {
   /** The file's bytes as they come, or undefined when the cache has no such file. */
   read(name: string, signal?: AbortSignal): Promise<ReadableStream<Uint8Array> | undefined>;
+  /** The file's bytes in one piece (for small files), or undefined when the cache has none. */
+  readAll(name: string, signal?: AbortSignal): Promise<Uint8Array<ArrayBuffer> | undefined>;
   exists(name: string, signal?: AbortSignal): Promise<boolean>;
   /** Writes a small file whole. */
   write(name: string, body: Uint8Array<ArrayBuffer>, contentType: string): Promise<void>;

@@ -18,6 +18,11 @@ export class HttpCacheBackend implements CacheBackend {
     return response.body ?? new ReadableStream({ start: (c) => c.close() });
   }
 
+  async readAll(name: string, signal?: AbortSignal): Promise<Uint8Array<ArrayBuffer> | undefined> {
+    const response = await this.#request("GET", name, { signal });
+    return response && new Uint8Array(await response.arrayBuffer());
+  }
+
   async exists(name: string, signal?: AbortSignal): Promise<boolean> {
     const response = await this.#request("HEAD", name, { signal });
     await response?.body?.cancel();

@@ -137,8 +137,8 @@ export class BinaryCache {
 
   /** The text of `<hashpart>.narinfo`, or undefined when the cache has none. */
   async readNarInfoText(hashPart: string, signal?: AbortSignal): Promise<string | undefined> {
-    const body = await this.#backend.read(`${hashPart}.narinfo`, signal);
-    return body === undefined ? undefined : await new Response(body).text();
+    const body = await this.#backend.readAll(`${hashPart}.narinfo`, signal);
+    return body === undefined ? undefined : new TextDecoder().decode(body);
   }
 
   /**
@@ -170,15 +170,16 @@ export class BinaryCache {
   /** The uncompressed NAR that `info` describes, streaming; throws when the file is missing. */
   async readNar(info: NarInfo, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
     const method = parseCompressionMethod(info.compression);
-    const body = await this.#backend.read(info.url, signal);
+    const whole = method === "zstd" && info.narSize <= SMALL_ZSTD_NAR;
+    const body = whole
+      ? await this.#backend.readAll(info.url, signal)
+      : await this.#backend.read(info.url, signal);
     if (body === undefined) {
       throw new RangeError(
         `Binary cache '${this.url}' has a narinfo for '${info.storePath}' but not its NAR '${info.url}'`,
       );
     }
-    if (method === "zstd" && info.narSize <= SMALL_ZSTD_NAR) {
-      return await decompressSmallZstd(body, info);
-    }
+    if (body instanceof Uint8Array) return await decompressSmallZstd(body, info);
     return decompress(method, body);
   }
 
@@ -239,10 +240,9 @@ const SMALL_ZSTD_NAR = 8 << 20;
  * bomb stops there.
  */
 async function decompressSmallZstd(
-  body: ReadableStream<Uint8Array>,
+  packed: Uint8Array<ArrayBuffer>,
   info: NarInfo,
 ): Promise<ReadableStream<Uint8Array>> {
-  const packed = new Uint8Array(await new Response(body).arrayBuffer());
   const maxOutputLength = info.narSize;
   let nar: Uint8Array;
   try {

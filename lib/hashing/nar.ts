@@ -129,7 +129,7 @@ export class NarWriter {
       this.#ensure(max);
     } else {
       if (this.#pos === this.#buf.length) this.flush();
-      n = this.#buf.length - this.#pos;
+      n = Math.min(max, this.#buf.length - this.#pos); // the buffer after a flush may be larger
     }
     this.#take(n);
     const view = this.#buf.subarray(this.#pos, this.#pos + n);

@@ -5,6 +5,7 @@
  * metadata. Anything that fails leaves the store as it was.
  */
 
+import type { Hash } from "../hashing/mod.ts";
 import { makeTempPath, removeTree } from "./_temp.ts";
 import type { LocalStore, PathInfo } from "./local_store.ts";
 import { restoreNar } from "./nar_fs.ts";
@@ -23,7 +24,11 @@ export class NarMismatchError extends RangeError {
 export async function importNar(
   store: LocalStore,
   info: PathInfo,
-  options: { nar: () => Promise<AsyncIterable<Uint8Array>>; signal?: AbortSignal },
+  options: {
+    /** The NAR, and its sha256 when the bytes were hashed on their way (not hashed again). */
+    nar: () => Promise<{ nar: AsyncIterable<Uint8Array>; narHash?: Hash }>;
+    signal?: AbortSignal;
+  },
 ): Promise<boolean> {
   if (store.isValidPath(info.path)) return false;
   for (const reference of info.references) {
@@ -36,8 +41,9 @@ export async function importNar(
     const dest = store.physicalPath(info.path);
     const temp = makeTempPath(store.physicalPath(store.storeDir), baseName(info.path));
     try {
-      const nar = limitNar(await options.nar(), info, options.signal);
-      const got = await restoreNar(nar, temp, { canonicalise: true });
+      const fetched = await options.nar();
+      const nar = limitNar(fetched.nar, info, options.signal);
+      const got = await restoreNar(nar, temp, { canonicalise: true, narHash: fetched.narHash });
       if (!got.narHash.equals(info.narHash)) {
         throw new NarMismatchError(
           `NAR hash mismatch for '${info.path}': expected ${info.narHash.toString("sri")}, got ${

@@ -8,6 +8,7 @@
 import { lutimesSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import {
+  concatBytes,
   createHasher,
   type Hash,
   type HashAlgorithm,
@@ -75,6 +76,23 @@ export function dumpPath(path: string): ReadableStream<Uint8Array> {
       dumper?.[Symbol.dispose]();
     },
   }, { highWaterMark: 0 });
+}
+
+/**
+ * The whole NAR of `path` in one buffer, read straight into it: `size` (what the NAR is expected
+ * to take, e.g. the store's NarSize) sizes the buffer, and a NAR of another size still comes out
+ * whole and right, only with a copy.
+ */
+export function dumpPathBytes(path: string, size: number): Uint8Array<ArrayBuffer> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const writer = new NarWriter((chunk) => {
+    chunks.push(chunk);
+    total += chunk.length;
+    return new Uint8Array(1 << 20); // the chunk is kept: the writer goes on in a fresh buffer
+  }, { buffer: new Uint8Array(Math.max(size, 8192)) });
+  _dumpTree(path, undefined, { writer });
+  return chunks.length === 1 ? chunks[0] as Uint8Array<ArrayBuffer> : concatBytes(chunks, total);
 }
 
 /** Extras of {@link hashPath}, for checking a build's output in the same walk. */
@@ -166,22 +184,23 @@ export function ingestPath(
 /**
  * Unpacks a NAR into `dest` (which must not exist), validating it strictly (see parseNar). It is
  * written into a temporary sibling and renamed at the end, so a bad NAR leaves nothing behind.
- * Symlinks are created as they are and never followed. Returns the sha256 and size of the NAR.
+ * Symlinks are created as they are and never followed. Returns the sha256 and size of the NAR:
+ * `options.narHash` when given (the caller hashed exactly these bytes already), else computed.
  */
 export async function restoreNar(
   nar: AsyncIterable<Uint8Array>,
   dest: string,
-  options: { canonicalise?: boolean } = {},
+  options: { canonicalise?: boolean; narHash?: Hash } = {},
 ): Promise<{ narHash: Hash; narSize: number }> {
   _assertAbsent(dest);
   const canonicalise = options.canonicalise ?? false;
   const umask = Deno.umask();
   const tmp = join(dirname(dest), `.${basename(dest)}.tmp-${crypto.randomUUID().slice(0, 8)}`);
-  const hasher = createHasher("sha256");
+  const hasher = options.narHash ? undefined : createHasher("sha256");
   let narSize = 0;
   async function* counted(): AsyncGenerator<Uint8Array> {
     for await (const chunk of nar) {
-      hasher.update(chunk);
+      hasher?.update(chunk);
       narSize += chunk.length;
       yield chunk;
     }
@@ -231,7 +250,7 @@ export async function restoreNar(
     removeTree(tmp);
     throw e;
   }
-  return { narHash: hasher.digest(), narSize };
+  return { narHash: options.narHash ?? hasher!.digest(), narSize };
 }
 
 /** The nodes of a NAR in order (directories before their entries), validating it as it goes. */

@@ -14,6 +14,7 @@
  */
 
 import { fileURLToPath } from "node:url";
+import { Hash, hashBytes } from "../hashing/mod.ts";
 
 /** What a worker does to a stream's bytes. */
 export type CodecKind = "xz-decode" | "xz-encode";
@@ -29,10 +30,24 @@ export interface CodecJobOptions {
   maxOutputLength?: number;
 }
 
+/** Options of {@link codeWholeOnWorker}. */
+export interface WholeCodecJobOptions extends CodecJobOptions {
+  /** Also compute the sha256 of the input and of the output (on the worker's thread). */
+  hash?: boolean;
+}
+
+/** What {@link codeWholeOnWorker} gives: the output, and the sha256 digests when asked for. */
+export interface WholeCodecResult {
+  output: Uint8Array;
+  /** sha256 of the input and of the output, when the job asked for them. */
+  sha256?: { input: Hash; output: Hash };
+}
+
 /** How long starting workers are waited for before coding on the caller's thread for good. */
 const START_MS = 5_000;
 
 const WORKER_SOURCE = `
+import { createHash } from "node:crypto";
 import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 const OUT_SIZE = ${1 << 20};
 const STREAM_SIZE = 96; // lzma_stream on wasm32: next_in 0, avail_in 4, next_out 16, avail_out 20
@@ -127,11 +142,12 @@ self.onmessage = ({ data }) => {
     self.postMessage({ ready: true });
     return;
   }
-  const { id, kind, chunk, end, level, maxOutputLength, close } = data;
+  const { id, kind, chunk, end, level, maxOutputLength, hash, close } = data;
   if (kind?.startsWith("zstd-")) {
     try {
       const out = codeWhole(kind, chunk, level, maxOutputLength);
-      self.postMessage({ id, chunks: [out] }, [out.buffer]);
+      const sha256 = hash ? [chunk, out].map((b) => createHash("sha256").update(b).digest()) : [];
+      self.postMessage({ id, chunks: [out], sha256 }, [out.buffer]);
     } catch (e) {
       self.postMessage({ id, error: String(e?.message ?? e) });
     }
@@ -165,6 +181,8 @@ self.onmessage = ({ data }) => {
 interface Reply {
   id: number;
   chunks?: Uint8Array[];
+  /** sha256 of a whole job's input and output, when it asked. */
+  sha256?: Uint8Array[];
   error?: string;
 }
 
@@ -348,24 +366,37 @@ export async function* codeOnWorker(
 
 /**
  * Runs `kind` over the whole of `input` on a worker thread (which takes `input`'s buffer: the
- * caller must not use it afterwards); when no worker can, returns `fallback(input)` instead.
- * Codec errors are thrown as plain Errors whose message is `node:zlib`'s.
+ * caller must not use it afterwards), hashing both sides there too when asked; when no worker
+ * can, does the same with `fallback(input)` here. Codec errors are thrown as plain Errors whose
+ * message is `node:zlib`'s.
  */
 export async function codeWholeOnWorker(
   kind: WholeCodecKind,
   input: Uint8Array<ArrayBuffer>,
-  options: CodecJobOptions,
+  options: WholeCodecJobOptions,
   fallback: (input: Uint8Array<ArrayBuffer>) => Uint8Array,
-): Promise<Uint8Array> {
+): Promise<WholeCodecResult> {
   const p = await openPool();
-  if (p === undefined) return fallback(input);
+  if (p === undefined) {
+    const output = fallback(input);
+    const sha256 = options.hash
+      ? { input: hashBytes("sha256", input), output: hashBytes("sha256", output) }
+      : undefined;
+    return { output, sha256 };
+  }
   const worker = leastBusy(p);
   try {
     const reply = await worker.send({ id: nextId++, kind, chunk: input, ...options }, [
       input.buffer,
     ]);
     if (reply.error !== undefined) throw new Error(reply.error);
-    return reply.chunks![0];
+    const [inputHash, outputHash] = reply.sha256!;
+    return {
+      output: reply.chunks![0],
+      sha256: options.hash
+        ? { input: new Hash("sha256", inputHash), output: new Hash("sha256", outputHash) }
+        : undefined,
+    };
   } finally {
     worker.jobs--;
     release(p);

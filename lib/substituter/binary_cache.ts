@@ -7,7 +7,7 @@
  */
 
 import { zstdDecompressSync } from "node:zlib";
-import { storePathHashPart } from "../hashing/mod.ts";
+import { type Hash, storePathHashPart } from "../hashing/mod.ts";
 import { type CacheBackend, CacheUnavailableError } from "./_backend.ts";
 import { FileCacheBackend } from "./_file.ts";
 import { HttpCacheBackend } from "./_http.ts";
@@ -19,7 +19,7 @@ import {
   type WritableCompressionMethod,
 } from "./compression.ts";
 import { type NarInfo, parseNarInfo, printNarInfo } from "./narinfo.ts";
-import { codeWholeOnWorker } from "./_codec_pool.ts";
+import { codeWholeOnWorker, type WholeCodecResult } from "./_codec_pool.ts";
 
 export { CacheUnavailableError } from "./_backend.ts";
 
@@ -167,8 +167,12 @@ export class BinaryCache {
     return this.#backend.exists(`${storePathHashPart(this.storeDir, storePath)}.narinfo`, signal);
   }
 
-  /** The uncompressed NAR that `info` describes, streaming; throws when the file is missing. */
-  async readNar(info: NarInfo, signal?: AbortSignal): Promise<ReadableStream<Uint8Array>> {
+  /**
+   * The uncompressed NAR that `info` describes, streaming (with its sha256 when that was computed
+   * on the way: a small zstd NAR is decoded and hashed on a worker thread); throws when the file
+   * is missing.
+   */
+  async readNar(info: NarInfo, signal?: AbortSignal): Promise<FetchedNar> {
     const method = parseCompressionMethod(info.compression);
     const whole = method === "zstd" && info.narSize <= SMALL_ZSTD_NAR;
     const body = whole
@@ -180,7 +184,7 @@ export class BinaryCache {
       );
     }
     if (body instanceof Uint8Array) return await decompressSmallZstd(body, info);
-    return decompress(method, body);
+    return { nar: decompress(method, body) };
   }
 
   /** The build log of `drvPath`, or undefined. */
@@ -229,6 +233,13 @@ export function isCacheUnavailable(e: unknown): e is CacheUnavailableError {
   return e instanceof CacheUnavailableError;
 }
 
+/** A NAR read from a cache. */
+export interface FetchedNar {
+  nar: ReadableStream<Uint8Array>;
+  /** The sha256 of exactly the bytes of `nar`, where it was computed while decoding. */
+  narHash?: Hash;
+}
+
 /** NARs up to this size are zstd-decoded natively in one call (see decompressSmallZstd). */
 const SMALL_ZSTD_NAR = 8 << 20;
 
@@ -242,14 +253,14 @@ const SMALL_ZSTD_NAR = 8 << 20;
 async function decompressSmallZstd(
   packed: Uint8Array<ArrayBuffer>,
   info: NarInfo,
-): Promise<ReadableStream<Uint8Array>> {
+): Promise<FetchedNar> {
   const maxOutputLength = info.narSize;
-  let nar: Uint8Array;
+  let decoded: WholeCodecResult;
   try {
-    nar = await codeWholeOnWorker(
+    decoded = await codeWholeOnWorker(
       "zstd-decode",
       packed,
-      { maxOutputLength },
+      { maxOutputLength, hash: true },
       (input) => zstdDecompressSync(input, { maxOutputLength }),
     );
   } catch (e) {
@@ -258,7 +269,11 @@ async function decompressSmallZstd(
       : (e as Error).message.replace(/^Zstd decompress error: /, "");
     throw new SyntaxError(`Cannot decompress zstd data: ${why}`);
   }
-  return ReadableStream.from([new Uint8Array(nar.buffer, nar.byteOffset, nar.byteLength)]);
+  const nar = decoded.output;
+  return {
+    nar: ReadableStream.from([new Uint8Array(nar.buffer, nar.byteOffset, nar.byteLength)]),
+    narHash: decoded.sha256!.output,
+  };
 }
 
 function parseParams(url: URL, whole: string): BinaryCacheParams {

@@ -11,7 +11,7 @@
  */
 
 import * as zlib from "node:zlib";
-import { concatBytes } from "../hashing/mod.ts";
+import { concatBytes, type Hash } from "../hashing/mod.ts";
 import { bzip2Decoder, zlibTransform, zstdDecoder } from "./_codecs.ts";
 import { createXzDecoder, createXzEncoder } from "./_xz.ts";
 import { codeOnWorker, codeWholeOnWorker } from "./_codec_pool.ts";
@@ -96,15 +96,7 @@ export function compress(
   options: CompressOptions = {},
 ): ReadableStream<Uint8Array> {
   if (method === "none") return input;
-  const level = options.level;
-  if (level !== undefined) {
-    const [min, max] = LEVEL_RANGES[method];
-    if (!Number.isInteger(level) || level < min || level > max) {
-      throw new RangeError(
-        `Compression level ${level} is out of range for ${method} (${min}-${max})`,
-      );
-    }
-  }
+  const level = checkLevel(method, options.level);
   if (method === "zstd") {
     return ReadableStream.from(compressZstd(input, level ?? DEFAULT_ZSTD_LEVEL));
   }
@@ -120,9 +112,49 @@ export function compress(
   );
 }
 
-/** `input` through `codec`, as an async iterable. */
 /** Inputs up to this size are zstd-compressed in one piece on a worker thread. */
-const WHOLE_ZSTD_BYTES = 8 << 20;
+export const WHOLE_ZSTD_BYTES = 8 << 20;
+
+/** A NAR compressed in one piece, with the sha256 of the NAR and of the compressed bytes. */
+export interface CompressedNar {
+  compressed: Uint8Array;
+  narHash: Hash;
+  fileHash: Hash;
+}
+
+/**
+ * zstd-compresses a whole NAR of up to {@link WHOLE_ZSTD_BYTES} on a worker thread (which takes
+ * `nar`'s buffer), hashing the NAR and the result there as well: a copy into a cache then leaves
+ * its own thread nothing to do but read the store and write files.
+ */
+export async function compressNarWhole(
+  nar: Uint8Array<ArrayBuffer>,
+  options: CompressOptions = {},
+): Promise<CompressedNar> {
+  const level = checkLevel("zstd", options.level) ?? DEFAULT_ZSTD_LEVEL;
+  const { output, sha256 } = await codeWholeOnWorker(
+    "zstd-encode",
+    nar,
+    { level, hash: true },
+    (bytes) => zlib.zstdCompressSync(bytes, { params: zstdParams(level) }),
+  );
+  return { compressed: output, narHash: sha256!.input, fileHash: sha256!.output };
+}
+
+/** `level` for `method`, checked against its range; undefined stays undefined. */
+function checkLevel(
+  method: Exclude<WritableCompressionMethod, "none">,
+  level: number | undefined,
+): number | undefined {
+  if (level === undefined) return undefined;
+  const [min, max] = LEVEL_RANGES[method];
+  if (!Number.isInteger(level) || level < min || level > max) {
+    throw new RangeError(
+      `Compression level ${level} is out of range for ${method} (${min}-${max})`,
+    );
+  }
+  return level;
+}
 
 /**
  * zstd: an input that ends within {@link WHOLE_ZSTD_BYTES} (most NARs) is compressed in one call
@@ -152,12 +184,12 @@ async function* compressZstd(
   }
   if (ended) {
     const whole = concatBytes(head, size);
-    yield await codeWholeOnWorker(
+    yield (await codeWholeOnWorker(
       "zstd-encode",
       whole,
       { level },
       (bytes) => zlib.zstdCompressSync(bytes, { params: zstdParams(level) }),
-    );
+    )).output;
     return;
   }
   const rest = ReadableStream.from((async function* () {

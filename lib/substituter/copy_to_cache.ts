@@ -3,17 +3,21 @@
  * store path changed on disk), compressed and hashed again in one pass into a staging file, then
  * moved or uploaded to `nar/<filehash>.nar<ext>`; its narinfo, signed with the given keys, is
  * written only after the narinfos of its references, so a reader never finds a narinfo whose
- * closure is incomplete. Paths whose narinfo the cache already has are skipped.
+ * closure is incomplete. Paths whose narinfo the cache already has are skipped. A NAR small
+ * enough for zstd in one piece is dumped into one buffer and compressed and hashed (both sides)
+ * on a worker thread; the staging file is then written on Deno's I/O threads.
  */
 
 import { createHasher, type Hash } from "../hashing/mod.ts";
-import { dumpPath, type LocalStore } from "../store/mod.ts";
+import { dumpPath, dumpPathBytes, type LocalStore, removeTree } from "../store/mod.ts";
 import type { BinaryCache } from "./binary_cache.ts";
 import {
   compress,
   compressionExtension,
+  compressNarWhole,
   DEFAULT_COMPRESSION,
   holdCodecWorkers,
+  WHOLE_ZSTD_BYTES,
   type WritableCompressionMethod,
 } from "./compression.ts";
 import type { NarInfo } from "./narinfo.ts";
@@ -100,26 +104,17 @@ async function uploadNar(
 ): Promise<NarInfo> {
   const info = store.queryPathInfo(path);
   if (info === undefined) throw new RangeError(`Path '${path}' is not valid`);
-  const narHasher = createHasher("sha256");
-  let narSize = 0;
-  const nar = dumpPath(store.physicalPath(path)).pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, controller) {
-        narHasher.update(chunk);
-        narSize += chunk.length;
-        controller.enqueue(chunk);
-      },
-    }),
-  );
   const staged = cache.stagingPath();
-  let file: { hash: Hash; size: number };
+  let written: Staged;
   try {
-    file = await writeHashed(compress(options.method, nar, { level: options.level }), staged);
+    written = options.method === "zstd" && info.narSize <= WHOLE_ZSTD_BYTES
+      ? await stageWhole(store.physicalPath(path), info.narSize, staged, options)
+      : await stageStreaming(store.physicalPath(path), staged, options);
   } catch (e) {
-    Deno.removeSync(staged);
+    removeTree(staged);
     throw e;
   }
-  const narHash = narHasher.digest();
+  const { file, narHash, narSize } = written;
   const url = `nar/${file.hash.toString("nix32")}.nar${compressionExtension(options.method)}`;
   if (!narHash.equals(info.narHash) || narSize !== info.narSize) {
     Deno.removeSync(staged);
@@ -147,6 +142,52 @@ async function uploadNar(
     sigs: [...new Set(sigs)].sort(),
     ...(info.ca && { ca: info.ca }),
   };
+}
+
+/** A NAR written compressed to the staging file: the file's and the NAR's hash and size. */
+interface Staged {
+  file: { hash: Hash; size: number };
+  narHash: Hash;
+  narSize: number;
+}
+
+/** Stages the NAR of the tree at `physical` (of about `narSize` bytes) through a worker. */
+async function stageWhole(
+  physical: string,
+  narSize: number,
+  staged: string,
+  options: { level?: number },
+): Promise<Staged> {
+  const nar = dumpPathBytes(physical, narSize);
+  const size = nar.length;
+  const whole = await compressNarWhole(nar, { level: options.level });
+  await Deno.writeFile(staged, whole.compressed, { createNew: true, mode: 0o644 });
+  return {
+    file: { hash: whole.fileHash, size: whole.compressed.length },
+    narHash: whole.narHash,
+    narSize: size,
+  };
+}
+
+/** Stages the NAR of the tree at `physical`, streaming it through `options.method`. */
+async function stageStreaming(
+  physical: string,
+  staged: string,
+  options: { method: WritableCompressionMethod; level?: number },
+): Promise<Staged> {
+  const narHasher = createHasher("sha256");
+  let narSize = 0;
+  const nar = dumpPath(physical).pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        narHasher.update(chunk);
+        narSize += chunk.length;
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+  const file = await writeHashed(compress(options.method, nar, { level: options.level }), staged);
+  return { file, narHash: narHasher.digest(), narSize };
 }
 
 /** Writes `stream` to a new file `dest`, returning the sha256 and size of what was written. */

@@ -139,7 +139,7 @@ export function signFingerprint(secret: SecretKey, fingerprint: string): string 
   const signature = sign(
     null,
     new TextEncoder().encode(fingerprint),
-    privateKeyObject(secret.seed),
+    keyObject(secret.seed, "private"),
   );
   return `${secret.name}:${encodeBase64(new Uint8Array(signature))}`;
 }
@@ -165,7 +165,7 @@ export function verifySignature(
   if (bytes.length !== SIGNATURE_BYTES) return false;
   const data = new TextEncoder().encode(fingerprint);
   for (const key of keys) {
-    if (key.name === name && verify(null, data, publicKeyObject(key.key), bytes)) return true;
+    if (key.name === name && verify(null, data, keyObject(key.key, "public"), bytes)) return true;
   }
   return false;
 }
@@ -196,21 +196,26 @@ function parseNamedBase64(text: string, what: string): { name: string; bytes: Ui
   }
 }
 
-function privateKeyObject(seed: Uint8Array): KeyObject {
-  const der = new Uint8Array(PKCS8_PREFIX.length + SEED_BYTES);
-  der.set(PKCS8_PREFIX);
-  der.set(seed, PKCS8_PREFIX.length);
-  return createPrivateKey({ key: Buffer.from(der), format: "der", type: "pkcs8" });
-}
+/** Key objects made so far, by the key bytes they were made of: a copy signs every path. */
+const keyObjects = new WeakMap<Uint8Array, KeyObject>();
 
-function publicKeyObject(key: Uint8Array): KeyObject {
-  const der = new Uint8Array(SPKI_PREFIX.length + PUBLIC_KEY_BYTES);
-  der.set(SPKI_PREFIX);
-  der.set(key, SPKI_PREFIX.length);
-  return createPublicKey({ key: Buffer.from(der), format: "der", type: "spki" });
+/** The KeyObject of a secret key's seed or of a public key's bytes, made once per array. */
+function keyObject(bytes: Uint8Array, kind: "private" | "public"): KeyObject {
+  let key = keyObjects.get(bytes);
+  if (key === undefined) {
+    const prefix = kind === "private" ? PKCS8_PREFIX : SPKI_PREFIX;
+    const der = new Uint8Array(prefix.length + bytes.length);
+    der.set(prefix);
+    der.set(bytes, prefix.length);
+    key = kind === "private"
+      ? createPrivateKey({ key: Buffer.from(der), format: "der", type: "pkcs8" })
+      : createPublicKey({ key: Buffer.from(der), format: "der", type: "spki" });
+    keyObjects.set(bytes, key);
+  }
+  return key;
 }
 
 function derivePublicKey(seed: Uint8Array): Uint8Array {
-  const der = createPublicKey(privateKeyObject(seed)).export({ format: "der", type: "spki" });
+  const der = createPublicKey(keyObject(seed, "private")).export({ format: "der", type: "spki" });
   return new Uint8Array(der.subarray(der.length - PUBLIC_KEY_BYTES));
 }

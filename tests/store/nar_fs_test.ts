@@ -9,6 +9,7 @@ import {
 } from "../../lib/hashing/mod.ts";
 import {
   dumpPath,
+  dumpPathBytes,
   hashPath,
   ingestPath,
   listNar,
@@ -105,6 +106,23 @@ Deno.test("hashPath() is the hash and size of dumpPath()'s bytes, for every algo
         hashBytes("sha256", part).toString(),
       );
     }
+  }));
+
+Deno.test("dumpPathBytes() gives dumpPath()'s bytes, whatever size it is told", () =>
+  withFixture(async (_dir, tree) => {
+    const nar = await readAll(dumpPath(tree));
+    for (const size of [nar.length, 0, nar.length - 1, nar.length + 100, 3 << 20]) {
+      assertEquals(dumpPathBytes(tree, size), nar, `told ${size}`);
+    }
+  }));
+
+Deno.test("restoreNar() reports a NAR hash it is given instead of hashing", () =>
+  withFixture(async (dir, tree) => {
+    const nar = await readAll(dumpPath(tree));
+    const given = hashBytes("sha256", "not the NAR");
+    const result = await restoreNar(chunked(nar, 5000), `${dir}/restored`, { narHash: given });
+    assertEquals(result, { narHash: given, narSize: nar.length });
+    assertEquals(await readAll(dumpPath(`${dir}/restored`)), nar);
   }));
 
 Deno.test("hashPath() agrees with dumpPath() around the hashing thread's thresholds", () =>

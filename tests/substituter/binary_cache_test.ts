@@ -73,7 +73,7 @@ for (const backend of BACKENDS) {
         assertEquals(info.references, local.references);
         assertEquals(info.ca, local.ca);
         assert(verifySignatures(fingerprintPath(path, info), info.sigs, [publicKey]));
-        const nar = await narBytes(await reader.readNar(info));
+        const nar = await narBytes((await reader.readNar(info)).nar);
         assertEquals(nar, await narBytes(dumpPath(src.store.physicalPath(path))));
       }
       const again = await copyToBinaryCache(src.store, cache, [top]);

@@ -1,8 +1,10 @@
 import { assertEquals, assertRejects, assertThrows } from "../_assert.ts";
+import { hashBytes } from "../../lib/hashing/mod.ts";
 import {
   compress,
   compressionExtension,
   type CompressionMethod,
+  compressNarWhole,
   decompress,
   parseCompressionMethod,
   parseWritableCompressionMethod,
@@ -65,6 +67,18 @@ for (const method of WRITABLE) {
     assertEquals(await collect(decompress(method, streamOf(packed, 999))), DATA);
   });
 }
+
+Deno.test("compressNarWhole() gives zstd and the sha256 of both sides, hashed on a worker", async () => {
+  const whole = await compressNarWhole(DATA.slice(), { level: 5 });
+  assertEquals(whole.narHash.toString(), hashBytes("sha256", DATA).toString());
+  assertEquals(whole.fileHash.toString(), hashBytes("sha256", whole.compressed).toString());
+  assertEquals(await collect(decompress("zstd", streamOf(whole.compressed))), DATA);
+  await assertRejects(
+    () => compressNarWhole(DATA.slice(), { level: 20 }),
+    RangeError,
+    "out of range",
+  );
+});
 
 Deno.test("compress() honours a level and rejects one out of range", async () => {
   const fast = await collect(compress("xz", streamOf(DATA), { level: 0 }));

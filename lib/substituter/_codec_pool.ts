@@ -32,15 +32,15 @@ export interface CodecJobOptions {
 
 /** Options of {@link codeWholeOnWorker}. */
 export interface WholeCodecJobOptions extends CodecJobOptions {
-  /** Also compute the sha256 of the input and of the output (on the worker's thread). */
-  hash?: boolean;
+  /** Also compute the sha256 of the output, or of both sides (on the worker's thread). */
+  hash?: "output" | "both";
 }
 
-/** What {@link codeWholeOnWorker} gives: the output, and the sha256 digests when asked for. */
+/** What {@link codeWholeOnWorker} gives: the output, and the sha256 digests asked for. */
 export interface WholeCodecResult {
   output: Uint8Array;
-  /** sha256 of the input and of the output, when the job asked for them. */
-  sha256?: { input: Hash; output: Hash };
+  /** sha256 of the output, and of the input, as the job asked. */
+  sha256?: { output: Hash; input?: Hash };
 }
 
 /** How long starting workers are waited for before coding on the caller's thread for good. */
@@ -146,7 +146,8 @@ self.onmessage = ({ data }) => {
   if (kind?.startsWith("zstd-")) {
     try {
       const out = codeWhole(kind, chunk, level, maxOutputLength);
-      const sha256 = hash ? [chunk, out].map((b) => createHash("sha256").update(b).digest()) : [];
+      const hashed = hash === "both" ? [out, chunk] : hash === "output" ? [out] : [];
+      const sha256 = hashed.map((b) => createHash("sha256").update(b).digest());
       self.postMessage({ id, chunks: [out], sha256 }, [out.buffer]);
     } catch (e) {
       self.postMessage({ id, error: String(e?.message ?? e) });
@@ -181,7 +182,7 @@ self.onmessage = ({ data }) => {
 interface Reply {
   id: number;
   chunks?: Uint8Array[];
-  /** sha256 of a whole job's input and output, when it asked. */
+  /** sha256 of a whole job's output and input, as it asked. */
   sha256?: Uint8Array[];
   error?: string;
 }
@@ -379,9 +380,10 @@ export async function codeWholeOnWorker(
   const p = await openPool();
   if (p === undefined) {
     const output = fallback(input);
-    const sha256 = options.hash
-      ? { input: hashBytes("sha256", input), output: hashBytes("sha256", output) }
-      : undefined;
+    const sha256 = options.hash && {
+      output: hashBytes("sha256", output),
+      input: options.hash === "both" ? hashBytes("sha256", input) : undefined,
+    };
     return { output, sha256 };
   }
   const worker = leastBusy(p);
@@ -390,13 +392,8 @@ export async function codeWholeOnWorker(
       input.buffer,
     ]);
     if (reply.error !== undefined) throw new Error(reply.error);
-    const [inputHash, outputHash] = reply.sha256!;
-    return {
-      output: reply.chunks![0],
-      sha256: options.hash
-        ? { input: new Hash("sha256", inputHash), output: new Hash("sha256", outputHash) }
-        : undefined,
-    };
+    const [ofOutput, ofInput] = reply.sha256!.map((bytes) => new Hash("sha256", bytes));
+    return { output: reply.chunks![0], sha256: ofOutput && { output: ofOutput, input: ofInput } };
   } finally {
     worker.jobs--;
     release(p);

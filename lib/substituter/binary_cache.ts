@@ -260,7 +260,7 @@ async function decompressSmallZstd(
     decoded = await codeWholeOnWorker(
       "zstd-decode",
       packed,
-      { maxOutputLength, hash: true },
+      { maxOutputLength, hash: "output" },
       (input) => zstdDecompressSync(input, { maxOutputLength }),
     );
   } catch (e) {

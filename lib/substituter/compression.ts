@@ -135,10 +135,10 @@ export async function compressNarWhole(
   const { output, sha256 } = await codeWholeOnWorker(
     "zstd-encode",
     nar,
-    { level, hash: true },
+    { level, hash: "both" },
     (bytes) => zlib.zstdCompressSync(bytes, { params: zstdParams(level) }),
   );
-  return { compressed: output, narHash: sha256!.input, fileHash: sha256!.output };
+  return { compressed: output, narHash: sha256!.input!, fileHash: sha256!.output };
 }
 
 /** `level` for `method`, checked against its range; undefined stays undefined. */

@@ -73,7 +73,6 @@ async function timeCommand(
   return { ms, stdout: new TextDecoder().decode(out.stdout).trim() };
 }
 
-/** Runs `measure` once untimed (to warm caches), then `runs` times; keeps the fastest. */
 /**
  * Runs `kiln` and `nix` (when given) once each, kiln first in even runs and Nix first in odd
  * ones: on this VM whatever runs right after a large delete pays for it (ext4 skips recently
@@ -225,12 +224,12 @@ const schedulerSection: Section = {
 const substituteSection: Section = {
   name: "substitute",
   summary: "a 500-path, 300 MB closure: copy --to, realise from file:// (zstd, xz) and kiln serve",
-  async run({ small }) {
+  async run({ small, runs }) {
     if (!nixAvailable) return [{ section: this.name, note: "needs nix" }];
     using fixture = await prepareSubstituteBench(
       small ? { paths: 100, megabytes: 30, xz: false } : {},
     );
-    const rows: BenchRow[] = await runSubstituteBench(fixture);
+    const rows: BenchRow[] = await runSubstituteBench(fixture, runs);
     for (const clients of [1, 16, 64]) {
       const t = await benchServeThroughput(fixture, { clients });
       rows.push({

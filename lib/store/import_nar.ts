@@ -43,7 +43,11 @@ export async function importNar(
     try {
       const fetched = await options.nar();
       const nar = limitNar(fetched.nar, info, options.signal);
-      const got = await restoreNar(nar, temp, { canonicalise: true, narHash: fetched.narHash });
+      const got = await restoreNar(nar, temp, {
+        canonicalise: true,
+        narHash: fetched.narHash,
+        inPlace: true, // temp is ours already
+      });
       if (!got.narHash.equals(info.narHash)) {
         throw new NarMismatchError(
           `NAR hash mismatch for '${info.path}': expected ${info.narHash.toString("sri")}, got ${

@@ -181,21 +181,35 @@ export function ingestPath(
   };
 }
 
+/** Options of {@link restoreNar}. */
+export interface RestoreOptions {
+  /** Leave the tree as Nix's canonicalisePathMetaData does (modes 0444/0555, mtime 1). */
+  canonicalise?: boolean;
+  /** The NAR's sha256, when the caller hashed exactly these bytes already (not hashed again). */
+  narHash?: Hash;
+  /**
+   * Write straight at `dest`, a temporary name of the caller's, instead of beside it and
+   * renaming: a crash may then leave a partial tree there (a failure still removes it).
+   */
+  inPlace?: boolean;
+}
+
 /**
  * Unpacks a NAR into `dest` (which must not exist), validating it strictly (see parseNar). It is
  * written into a temporary sibling and renamed at the end, so a bad NAR leaves nothing behind.
- * Symlinks are created as they are and never followed. Returns the sha256 and size of the NAR:
- * `options.narHash` when given (the caller hashed exactly these bytes already), else computed.
+ * Symlinks are created as they are and never followed. Returns the sha256 and size of the NAR.
  */
 export async function restoreNar(
   nar: AsyncIterable<Uint8Array>,
   dest: string,
-  options: { canonicalise?: boolean; narHash?: Hash } = {},
+  options: RestoreOptions = {},
 ): Promise<{ narHash: Hash; narSize: number }> {
   _assertAbsent(dest);
   const canonicalise = options.canonicalise ?? false;
   const umask = Deno.umask();
-  const tmp = join(dirname(dest), `.${basename(dest)}.tmp-${crypto.randomUUID().slice(0, 8)}`);
+  const tmp = options.inPlace
+    ? dest
+    : join(dirname(dest), `.${basename(dest)}.tmp-${crypto.randomUUID().slice(0, 8)}`);
   const hasher = options.narHash ? undefined : createHasher("sha256");
   let narSize = 0;
   async function* counted(): AsyncGenerator<Uint8Array> {
@@ -243,8 +257,10 @@ export async function restoreNar(
       }
     }
     if (canonicalise) { for (const dir of dirs.reverse()) _canonicaliseDirectory(dir); }
-    _assertAbsent(dest);
-    Deno.renameSync(tmp, dest);
+    if (tmp !== dest) {
+      _assertAbsent(dest);
+      Deno.renameSync(tmp, dest);
+    }
   } catch (e) {
     file?.close();
     removeTree(tmp);

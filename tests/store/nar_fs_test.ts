@@ -297,13 +297,15 @@ for (const [what, nar, message] of BAD_RESTORES) {
   Deno.test(`restoreNar() rejects ${what} and leaves nothing behind`, async () => {
     const dir = Deno.makeTempDirSync({ prefix: "kiln-nar-" });
     try {
-      const e = await assertRejects(
-        () => restoreNar(chunked(nar, 16), `${dir}/out`),
-        NarSyntaxError,
-        message,
-      );
-      assert(!e.message.includes("\n"));
-      assertEquals(namesIn(dir), []);
+      for (const inPlace of [false, true]) {
+        const e = await assertRejects(
+          () => restoreNar(chunked(nar, 16), `${dir}/out`, { inPlace }),
+          NarSyntaxError,
+          message,
+        );
+        assert(!e.message.includes("\n"));
+        assertEquals(namesIn(dir), [], `inPlace: ${inPlace}`);
+      }
     } finally {
       removeTree(dir);
     }

@@ -170,9 +170,16 @@ export class ParallelHasher implements Disposable {
   #programAt: number | undefined;
   /** The bytes the open program stands for. */
   #programBytes = 0;
+  readonly #takesFiles: boolean;
 
-  constructor(algorithm: HashAlgorithm) {
+  /**
+   * `options.files`: the caller may hand over files (`publishFile`); slots then become programs
+   * once the thread runs, so the buffers given out may be smaller than a slot. Without it every
+   * buffer given out is a whole slot.
+   */
+  constructor(algorithm: HashAlgorithm, options: { files?: boolean } = {}) {
     this.#algorithm = algorithm;
+    this.#takesFiles = options.files ?? false;
   }
 
   /** The first buffer to fill. */
@@ -200,9 +207,10 @@ export class ParallelHasher implements Disposable {
     return this.#recorded(filled.length);
   }
 
-  /** Whether {@link publishFile} may be used now: the thread is running. */
+  /** Whether {@link publishFile} may be used now: files were asked for and the thread runs. */
   get takesFiles(): boolean {
-    return !this.#inline && this.#worker !== undefined && Atomics.load(this.#ctl, READY) === 1;
+    return this.#takesFiles && !this.#inline && this.#worker !== undefined &&
+      Atomics.load(this.#ctl, READY) === 1;
   }
 
   /** Whether the thread is running and short of work: handing it small files pays then. */

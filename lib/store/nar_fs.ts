@@ -112,8 +112,9 @@ export function hashPath(
   algorithm: HashAlgorithm = "sha256",
   options: HashPathOptions = {},
 ): { hash: Hash; size: number } {
-  using hasher = new ParallelHasher(algorithm);
   const { onChunk, canonicalise } = options;
+  // Large files go to the hashing thread directly, unless every NAR byte must reach `onChunk`.
+  using hasher = new ParallelHasher(algorithm, { files: onChunk === undefined });
   const sink: NarSink = onChunk
     ? (c) => {
       onChunk(c);
@@ -121,7 +122,6 @@ export function hashPath(
     }
     : (c) => hasher.publish(c);
   const writer = new NarWriter(sink, { buffer: hasher.buffer });
-  // Large files go to the hashing thread directly, unless every NAR byte must reach `onChunk`.
   _dumpTree(path, undefined, { writer, canonicalise, offload: onChunk ? undefined : hasher });
   return { hash: hasher.digest(), size: writer.size };
 }

@@ -141,7 +141,7 @@ Deno.test("hashPath() agrees with dumpPath() around the hashing thread's thresho
     }
   }));
 
-Deno.test("hashPath() agrees with dumpPath() when the hashing thread reads small files", () =>
+Deno.test("hashPath() and ingestPath() agree with dumpPath() when the thread reads small files", () =>
   withFixture(async (dir) => {
     // The large file starts the thread; the small ones after it are read by whichever thread
     // has less to do, several to a slot, among directories, symlinks and empty files.
@@ -158,11 +158,17 @@ Deno.test("hashPath() agrees with dumpPath() when the hashing thread reads small
       }
       Deno.symlinkSync("f1", `${sub}/link`);
       Deno.writeFileSync(`${sub}/z-empty`, new Uint8Array());
+      // Under a slot, but more than is left of one that already holds other files.
+      Deno.writeFileSync(`${sub}/z-nearly-a-slot`, patternBytes(1_000_000 - d * 1000, d));
     }
     const nar = await readAll(dumpPath(root));
     const { hash, size } = hashPath(root);
     assertEquals(hash.toString(), hashBytes("sha256", nar).toString());
     assertEquals(size, nar.length);
+    // Copying hands no file over: the thread's buffers stay whole slots.
+    const copied = ingestPath(root, `${dir}/copy`, { method: "nar", algorithm: "sha256" });
+    assertEquals(copied.narHash.toString(), hash.toString());
+    assertEquals(await readAll(dumpPath(`${dir}/copy`)), nar);
   }));
 
 Deno.test({

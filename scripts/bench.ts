@@ -20,6 +20,7 @@ import { KilnStore } from "../tests/_kiln.ts";
 import { nixAvailable, NixSandbox } from "../tests/_nix.ts";
 import { benchKiln, benchNix, type BuildShape } from "./bench_build.ts";
 import { benchScheduler } from "./bench_scheduler.ts";
+import { settle } from "./_settle.ts";
 import {
   benchServeThroughput,
   prepareSubstituteBench,
@@ -75,8 +76,8 @@ async function timeCommand(
 
 /**
  * Runs `kiln` and `nix` (when given) once each, kiln first in even runs and Nix first in odd
- * ones: on this VM whatever runs right after a large delete pays for it (ext4 skips recently
- * freed inodes when it allocates), so neither tool may always go first.
+ * ones, so that neither always runs in the other's wake (sections that delete large trees also
+ * `settle()` before each tool: see _settle.ts).
  */
 async function inTurns<T>(
   run: number,
@@ -95,11 +96,6 @@ async function inTurns<T>(
 /** The faster of two timings (either may be missing). */
 function faster(a: Timed | undefined, b: Timed | undefined): Timed | undefined {
   return a === undefined || (b !== undefined && b.ms < a.ms) ? b : a;
-}
-
-/** Writes the page cache back (`sync`), so one run's writes and deletes do not slow the next. */
-async function flushWrites(): Promise<void> {
-  await new Deno.Command("sync").output();
 }
 
 const NIX_ENV = { NIX_CONFIG: "substituters =\nexperimental-features = nix-command" };
@@ -143,12 +139,12 @@ const storeAddSection: Section = {
         const [k, n] = await inTurns(
           i,
           async () => {
-            await flushWrites();
+            await settle([target]);
             return await timeCommand(KILN, ["store", "add", target], kiln.env);
           },
           nixAvailable
             ? async () => {
-              await flushWrites();
+              await settle([target]);
               return await timeCommand("nix-store", ["--add", target], nix.env);
             }
             : undefined,
@@ -183,8 +179,10 @@ const buildSection: Section = {
         for (let i = 0; i < runs; i++) {
           const [kiln, nix] = await inTurns(
             i,
-            () => benchKiln(shape, nodes, { jobs: 2, sandbox }),
-            nixAvailable ? () => benchNix(shape, nodes, { jobs: 2, sandbox }) : undefined,
+            () => settle().then(() => benchKiln(shape, nodes, { jobs: 2, sandbox })),
+            nixAvailable
+              ? () => settle().then(() => benchNix(shape, nodes, { jobs: 2, sandbox }))
+              : undefined,
           );
           kilnMs = Math.min(kilnMs, kiln.ms);
           peak = Math.max(peak, kiln.peakMiB ?? 0);

@@ -16,6 +16,7 @@ import { parseArgs } from "node:util";
 import { encodeBase64 } from "../lib/hashing/mod.ts";
 import { KilnStore } from "../tests/_kiln.ts";
 import { nixAvailable, NixSandbox } from "../tests/_nix.ts";
+import { settle } from "./_settle.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const KILN = join(ROOT, "scripts/kiln");
@@ -183,9 +184,9 @@ export async function prepareSubstituteBench(
 
 /**
  * Substitutes the closure from `url` into a fresh kiln store and into the emptied Nix store,
- * `runs` times, keeping each tool's fastest. Each run starts from Nix's garbage collection (a
- * large delete, after which this VM's ext4 allocates inodes slowly for a while); kiln goes first
- * in even runs and Nix in odd ones, so that neither always pays for it.
+ * `runs` times, keeping each tool's fastest; kiln goes first in even runs and Nix in odd ones.
+ * Each run starts from Nix's garbage collection, which the first tool must not pay for (see
+ * _settle.ts).
  */
 async function timeSubstitution(
   f: SubstituteBenchFixture,
@@ -198,7 +199,7 @@ async function timeSubstitution(
     const fresh = new KilnStore(f.nix.storeDir);
     try {
       await run("nix-store", ["--gc"], f.nix.env);
-      await run("sync", [], {});
+      await settle(url.startsWith("file://") ? [url.slice("file://".length)] : []);
       const kiln = () =>
         run(
           KILN,
@@ -258,6 +259,7 @@ async function timeCopyTo(
       `file://${nixDir}?compression=zstd&secret-key=${f.secretKeyFile}`,
       f.top,
     ], f.nix.env);
+  await settle([f.nix.storeDir]); // after the previous run's removal of both caches
   const k = runIndex % 2 === 0 ? await kiln() : undefined;
   const n = await nix();
   row.kilnMs = Math.min(row.kilnMs, (k ?? await kiln()).ms);

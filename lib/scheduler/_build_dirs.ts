@@ -50,8 +50,8 @@ export class BuildDirs {
       this.#empty(dir).then(
         () => void this.#kept.push(dir),
         () => removeTree(dir), // read-only contents (removeTree opens them up), or gone
-      ).catch(() => {}),
-    ); // left to the next reboot's /tmp cleaning, as Nix leaves it
+      ).catch(() => {}), // then it is left behind, as Nix leaves a build dir it cannot remove
+    );
   }
 
   /** Removes the kept directories; call once the run's background work is done. */

@@ -226,7 +226,8 @@ export class ParallelHasher implements Disposable {
   publishFile(_buffer: Uint8Array, path: string, size: number): Uint8Array {
     // An empty slot of bytes (given out before the thread ran) becomes a program.
     const at = this.#programAt ?? 0;
-    const into = this.#slot(this.#produced % SLOTS).subarray(at + 12, SLOT_SIZE - PROGRAM_ROOM);
+    // At least PROGRAM_ROOM is left (see #recorded): the path fits, with the next record's header.
+    const into = this.#slot(this.#produced % SLOTS).subarray(at + 12, SLOT_SIZE - 4);
     const { read, written } = encoder.encodeInto(path, into);
     if (read !== path.length || written === into.length) {
       throw new RangeError(`Path '${path}' is too long`);

@@ -55,9 +55,16 @@ async function lockRanges(libc: Libc, lockDir: string, names: string[]): Promise
     O_RDWR_CREAT_CLOEXEC,
     0o644,
   );
-  if (fd < 0) Deno.openSync(file, { read: true, write: true, create: true }).close(); // Deno's error
+  if (fd < 0) {
+    Deno.openSync(file, { read: true, write: true, create: true }).close(); // throws Deno's error
+    throw new Error(`Internal error: cannot open '${file}' through libc`);
+  }
+  let held = true;
   const locks: PathLocks = {
-    unlock: () => void libc.symbols.close(fd), // closing drops every lock of the description
+    unlock() {
+      if (held) libc.symbols.close(fd); // closing drops every lock of the description
+      held = false;
+    },
     [Symbol.dispose]: () => locks.unlock(),
   };
   try {

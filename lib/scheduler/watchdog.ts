@@ -2,68 +2,84 @@
  * Kills builders when kiln itself dies without cleaning up (SIGKILL, a crash). Builders run in
  * their own session (setsid), so nothing reaches them when kiln's process goes; sandboxed ones
  * have bwrap's `--die-with-parent`, unsandboxed ones have nothing. The watchdog is one small
- * shell per run reading `+PID` / `-PID` lines on a pipe from kiln; when the pipe reaches EOF (kiln
- * is gone, or closed it) it SIGKILLs the process group of every builder still listed.
+ * shell per run that waits for EOF on a pipe from kiln (kiln is gone, or closed it), then SIGKILLs
+ * the process group of every builder still listed in a file: `+PID` / `-PID` lines that kiln
+ * writes synchronously as it starts and reaps builders, so that a builder is listed before kiln
+ * can be killed without it (a write through the pipe would wait for kiln's event loop).
  */
 
 const SCRIPT = `trap '' INT
+cat >/dev/null
 s=
 while IFS= read -r l; do
   case $l in
     +*) s="$s \${l#+}" ;;
     -*) n=; for q in $s; do [ "$q" = "\${l#-}" ] || n="$n $q"; done; s=$n ;;
   esac
-done
+done < "$1"
 for p in $s; do kill -9 "-$p" 2>/dev/null; done
+rm -f "$1"
 `;
 
 /** A running watchdog; `close()` ends it (killing whatever is still listed). */
 export class Watchdog {
   readonly #child: Deno.ChildProcess;
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #list: Deno.FsFile;
   readonly #encoder = new TextEncoder();
   #broken = false;
 
-  private constructor(child: Deno.ChildProcess) {
+  private constructor(child: Deno.ChildProcess, list: Deno.FsFile) {
     this.#child = child;
-    this.#writer = child.stdin.getWriter();
+    this.#list = list;
   }
 
   /** Starts the watchdog shell; undefined when it cannot be started. */
   static start(): Watchdog | undefined {
+    let path: string | undefined;
     try {
-      const child = new Deno.Command("/bin/sh", {
-        args: ["-c", SCRIPT],
-        stdin: "piped",
-        stdout: "null",
-        stderr: "null",
-        clearEnv: true,
-      }).spawn();
-      return new Watchdog(child);
+      path = Deno.makeTempFileSync({ prefix: "kiln-watchdog-" });
+      const list = Deno.openSync(path, { append: true });
+      try {
+        const child = new Deno.Command("/bin/sh", {
+          args: ["-c", SCRIPT, "kiln-watchdog", path],
+          stdin: "piped",
+          stdout: "null",
+          stderr: "null",
+          clearEnv: true,
+        }).spawn();
+        return new Watchdog(child, list);
+      } catch (e) {
+        list.close();
+        throw e;
+      }
     } catch {
+      if (path !== undefined) Deno.removeSync(path);
       return undefined;
     }
   }
 
   /** Lists the builder process group led by `pid`. */
   add(pid: number): void {
-    this.#send(`+${pid}\n`);
+    this.#write(`+${pid}\n`);
   }
 
   /** Unlists `pid` once its builder has been reaped. */
   remove(pid: number): void {
-    this.#send(`-${pid}\n`);
+    this.#write(`-${pid}\n`);
   }
 
   async close(): Promise<void> {
-    await this.#writer.close().catch(() => {});
+    this.#list.close();
+    await this.#child.stdin.close().catch(() => {});
     await this.#child.status;
   }
 
-  #send(line: string): void {
+  #write(line: string): void {
     if (this.#broken) return;
-    this.#writer.write(this.#encoder.encode(line)).catch(() => {
+    try {
+      this.#list.writeSync(this.#encoder.encode(line));
+    } catch {
       this.#broken = true;
-    });
+    }
   }
 }

@@ -20,7 +20,7 @@ import { KilnStore } from "../tests/_kiln.ts";
 import { nixAvailable, NixSandbox } from "../tests/_nix.ts";
 import { benchKiln, benchNix, type BuildShape } from "./bench_build.ts";
 import { benchScheduler } from "./bench_scheduler.ts";
-import { settle } from "./_settle.ts";
+import { inTurns, settle } from "./_fair.ts";
 import {
   benchServeThroughput,
   prepareSubstituteBench,
@@ -72,25 +72,6 @@ async function timeCommand(
     );
   }
   return { ms, stdout: new TextDecoder().decode(out.stdout).trim() };
-}
-
-/**
- * Runs `kiln` and `nix` (when given) once each, kiln first in even runs and Nix first in odd
- * ones, so that neither always runs in the other's wake (sections that delete large trees also
- * `settle()` before each tool: see _settle.ts).
- */
-async function inTurns<T>(
-  run: number,
-  kiln: () => Promise<T>,
-  nix?: () => Promise<T>,
-): Promise<[T, T | undefined]> {
-  if (nix === undefined) return [await kiln(), undefined];
-  if (run % 2 === 1) {
-    const n = await nix();
-    return [await kiln(), n];
-  }
-  const k = await kiln();
-  return [k, await nix()];
 }
 
 /** The faster of two timings (either may be missing). */

@@ -16,7 +16,7 @@ import { parseArgs } from "node:util";
 import { encodeBase64 } from "../lib/hashing/mod.ts";
 import { KilnStore } from "../tests/_kiln.ts";
 import { nixAvailable, NixSandbox } from "../tests/_nix.ts";
-import { settle } from "./_settle.ts";
+import { inTurns, settle } from "./_fair.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const KILN = join(ROOT, "scripts/kiln");
@@ -69,6 +69,31 @@ async function run(
   return { ms, stdout: new TextDecoder().decode(out.stdout).trim() };
 }
 
+/** `copy --to` a signed file:// cache in `dir`, compressed with `method`, by kiln or by Nix. */
+function copyTo(
+  source: Pick<SubstituteBenchFixture, "nix" | "kiln" | "top" | "secretKeyFile">,
+  tool: "kiln" | "nix",
+  dir: string,
+  method: "zstd" | "xz",
+): Promise<{ ms: number; stdout: string }> {
+  const { top, secretKeyFile } = source;
+  return tool === "kiln"
+    ? run(KILN, [
+      "copy",
+      "--to",
+      `file://${dir}?secret-key=${secretKeyFile}`,
+      "--compression",
+      method,
+      top,
+    ], source.kiln.env)
+    : run("nix", [
+      "copy",
+      "--to",
+      `file://${dir}?compression=${method}&secret-key=${secretKeyFile}`,
+      top,
+    ], source.nix.env);
+}
+
 /**
  * Makes the closure in a NixSandbox (`paths - 1` blobs added with nix-store --add, and a top
  * text path referring to all of them), writes signed zstd and xz caches, and imports the closure
@@ -113,12 +138,8 @@ export async function prepareSubstituteBench(
     const publicKey = Deno.readTextFileSync(pkFile);
     const caches: SubstituteBenchFixture["caches"] = { zstd: join(nix.root, "cache-zstd") };
     // Writing: Nix and kiln each write zstd (and xz) caches of the closure.
-    const nixZstd = await run("nix", [
-      "copy",
-      "--to",
-      `file://${caches.zstd}?compression=zstd&secret-key=${secretKeyFile}`,
-      top,
-    ], nix.env);
+    const source = { nix, kiln, top, secretKeyFile };
+    const nixZstd = await copyTo(source, "nix", caches.zstd, "zstd");
     await run(KILN, [
       "copy",
       "--from",
@@ -128,31 +149,12 @@ export async function prepareSubstituteBench(
       "trusted-public-keys",
       publicKey,
     ], kiln.env);
-    const kilnZstd = await run(KILN, [
-      "copy",
-      "--to",
-      `file://${join(nix.root, "kiln-zstd")}?secret-key=${secretKeyFile}`,
-      "--compression",
-      "zstd",
-      top,
-    ], kiln.env);
+    const kilnZstd = await copyTo(source, "kiln", join(nix.root, "kiln-zstd"), "zstd");
     rows.push({ section: "copy-to-zstd", kilnMs: kilnZstd.ms, nixMs: nixZstd.ms });
     if (options.xz ?? true) {
       caches.xz = join(nix.root, "cache-xz");
-      const kilnXz = await run(KILN, [
-        "copy",
-        "--to",
-        `file://${join(nix.root, "kiln-xz")}?secret-key=${secretKeyFile}`,
-        "--compression",
-        "xz",
-        top,
-      ], kiln.env);
-      const nixXz = await run("nix", [
-        "copy",
-        "--to",
-        `file://${caches.xz}?compression=xz&secret-key=${secretKeyFile}`,
-        top,
-      ], nix.env);
+      const kilnXz = await copyTo(source, "kiln", join(nix.root, "kiln-xz"), "xz");
+      const nixXz = await copyTo(source, "nix", caches.xz, "xz");
       rows.push({
         section: "copy-to-xz",
         kilnMs: kilnXz.ms,
@@ -186,7 +188,7 @@ export async function prepareSubstituteBench(
  * Substitutes the closure from `url` into a fresh kiln store and into the emptied Nix store,
  * `runs` times, keeping each tool's fastest; kiln goes first in even runs and Nix in odd ones.
  * Each run starts from Nix's garbage collection, which the first tool must not pay for (see
- * _settle.ts).
+ * _fair.ts).
  */
 async function timeSubstitution(
   f: SubstituteBenchFixture,
@@ -217,11 +219,9 @@ async function timeSubstitution(
           "trusted-public-keys",
           f.publicKey,
         ], f.nix.env);
-      const k = i % 2 === 0 ? await kiln() : undefined;
-      const n = await nix();
-      const ms = (k ?? await kiln()).ms;
-      row.kilnMs = Math.min(row.kilnMs, ms);
-      row.nixMs = Math.min(row.nixMs!, n.ms);
+      const [k, n] = await inTurns(i, kiln, nix);
+      row.kilnMs = Math.min(row.kilnMs, k.ms);
+      row.nixMs = Math.min(row.nixMs!, n!.ms);
       const count = (await run(KILN, ["store", "path-info", "--recursive", f.top], fresh.env))
         .stdout.split("\n").length;
       if (count !== f.paths) row.note = `MISMATCH: kiln has ${count} paths`;
@@ -243,27 +243,14 @@ async function timeCopyTo(
 ): Promise<void> {
   const kilnDir = join(f.nix.root, `kiln-zstd-${runIndex}`);
   const nixDir = join(f.nix.root, `nix-zstd-${runIndex}`);
-  const kiln = () =>
-    run(KILN, [
-      "copy",
-      "--to",
-      `file://${kilnDir}?secret-key=${f.secretKeyFile}`,
-      "--compression",
-      "zstd",
-      f.top,
-    ], f.kiln.env);
-  const nix = () =>
-    run("nix", [
-      "copy",
-      "--to",
-      `file://${nixDir}?compression=zstd&secret-key=${f.secretKeyFile}`,
-      f.top,
-    ], f.nix.env);
   await settle([f.nix.storeDir]); // after the previous run's removal of both caches
-  const k = runIndex % 2 === 0 ? await kiln() : undefined;
-  const n = await nix();
-  row.kilnMs = Math.min(row.kilnMs, (k ?? await kiln()).ms);
-  row.nixMs = Math.min(row.nixMs!, n.ms);
+  const [k, n] = await inTurns(
+    runIndex,
+    () => copyTo(f, "kiln", kilnDir, "zstd"),
+    () => copyTo(f, "nix", nixDir, "zstd"),
+  );
+  row.kilnMs = Math.min(row.kilnMs, k.ms);
+  row.nixMs = Math.min(row.nixMs!, n!.ms);
   Deno.removeSync(kilnDir, { recursive: true });
   Deno.removeSync(nixDir, { recursive: true });
 }

@@ -139,13 +139,12 @@ export class NarWriter {
 
   /**
    * Has `send` deliver the next `n` content bytes out of band (e.g. a thread reads the file
-   * itself): the writer flushes, hands `send` its now empty buffer, and goes on in the buffer
-   * `send` returns.
+   * itself): the writer flushes, calls `send`, and goes on in the buffer `send` returns.
    */
-  contentsElsewhere(n: number, send: (buffer: Uint8Array) => Uint8Array): void {
+  contentsElsewhere(n: number, send: () => Uint8Array): void {
     this.flush();
     this.#take(n);
-    this.#use(send(this.#buf));
+    this.#use(send());
     this.#flushed += n;
   }
 

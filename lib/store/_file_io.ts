@@ -6,7 +6,7 @@
  * usual one (NotFound, AlreadyExists, PermissionDenied, ...).
  */
 
-import { type Libc, loadLibc } from "./_libc.ts";
+import { AT_FDCWD, AT_SYMLINK_NOFOLLOW, type Libc, loadLibc } from "./_libc.ts";
 
 /** What the walker needs of a file: its mode bits and size (symlinks not followed). */
 export interface FileStat {
@@ -35,8 +35,6 @@ export interface FileIo extends Disposable {
 
 const S_IFMT = 0o170000;
 const S_IFREG = 0o100000;
-const AT_FDCWD = -100;
-const AT_SYMLINK_NOFOLLOW = 0x100;
 const STATX_TYPE_MODE_SIZE = 0x1 | 0x2 | 0x200;
 const O_RDONLY_CLOEXEC = 0o2000000;
 const O_DIRECTORY = 0o200000;

@@ -24,6 +24,10 @@ const SYMBOLS = {
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
+/** `statx`'s "relative to the working directory" and "do not follow a last symlink". */
+export const AT_FDCWD = -100;
+export const AT_SYMLINK_NOFOLLOW = 0x100;
+
 /** The loaded library. */
 export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>;
 

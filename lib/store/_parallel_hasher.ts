@@ -220,10 +220,10 @@ export class ParallelHasher implements Disposable {
 
   /**
    * Has the thread read and hash `size` bytes of the file at `path`, in the order of everything
-   * published; `_buffer` is the (empty) buffer last given out. Returns the next buffer to fill.
-   * A failure to read surfaces from a later call or from `digest`.
+   * published, instead of the buffer last given out (which stays empty). Returns the next buffer
+   * to fill. A failure to read surfaces from a later call or from `digest`.
    */
-  publishFile(_buffer: Uint8Array, path: string, size: number): Uint8Array {
+  publishFile(path: string, size: number): Uint8Array {
     // An empty slot of bytes (given out before the thread ran) becomes a program.
     const at = this.#programAt ?? 0;
     // At least PROGRAM_ROOM is left (see #recorded): the path fits, with the next record's header.

@@ -4,7 +4,7 @@
  */
 
 import { join } from "node:path";
-import { cString, errno, loadLibc } from "./_libc.ts";
+import { AT_FDCWD, AT_SYMLINK_NOFOLLOW, cString, errno, loadLibc } from "./_libc.ts";
 
 const TEMP_PREFIX = ".kiln-tmp-";
 let counter = 0;
@@ -49,8 +49,6 @@ function isProcessAlive(pid: number): boolean {
   }
 }
 
-const AT_FDCWD = -100;
-const AT_SYMLINK_NOFOLLOW = 0x100;
 const ENOENT = 2;
 const statxBuffer = new Uint8Array(256);
 

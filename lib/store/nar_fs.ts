@@ -409,7 +409,7 @@ class _TreeDumper implements Disposable {
       ? this.walk.offload
       : undefined;
     if (offload && (info.size > writer.room ? offload.takesFiles : offload.hungry)) {
-      writer.contentsElsewhere(info.size, (b) => offload.publishFile(b, src, info.size));
+      writer.contentsElsewhere(info.size, () => offload.publishFile(src, info.size));
       writer.end();
       return;
     }

@@ -1,4 +1,27 @@
 /**
+ * Fair side-by-side measurement: the tools take turns going first (`inTurns`), and a tool that
+ * follows a large delete starts on a settled machine (`settle`).
+ */
+
+/**
+ * Runs `kiln` and `nix` (when given) once each, kiln first in even runs and Nix first in odd
+ * ones, so that neither always runs in the other's wake.
+ */
+export async function inTurns<T>(
+  run: number,
+  kiln: () => Promise<T>,
+  nix?: () => Promise<T>,
+): Promise<[T, T | undefined]> {
+  if (nix === undefined) return [await kiln(), undefined];
+  if (run % 2 === 1) {
+    const n = await nix();
+    return [await kiln(), n];
+  }
+  const k = await kiln();
+  return [k, await nix()];
+}
+
+/**
  * Lets a benchmark's next tool start on a machine that does not remember what ran before it.
  * `sync` writes the page cache back; then, as root, the clean page cache is dropped
  * (`/proc/sys/vm/drop_caches`), because of what ext4 without a journal (this VM's disk) does when

@@ -6,7 +6,6 @@
  * `priority` and `want-mass-query` (override the cache's own nix-cache-info).
  */
 
-import { zstdDecompressSync } from "node:zlib";
 import { type Hash, storePathHashPart } from "../hashing/mod.ts";
 import { type CacheBackend, CacheUnavailableError } from "./_backend.ts";
 import { FileCacheBackend } from "./_file.ts";
@@ -14,12 +13,13 @@ import { HttpCacheBackend } from "./_http.ts";
 import { type CacheInfo, parseCacheInfo, printCacheInfo } from "./cache_info.ts";
 import {
   decompress,
+  decompressNarWhole,
   parseCompressionMethod,
   parseWritableCompressionMethod,
+  WHOLE_ZSTD_BYTES,
   type WritableCompressionMethod,
 } from "./compression.ts";
 import { type NarInfo, parseNarInfo, printNarInfo } from "./narinfo.ts";
-import { codeWholeOnWorker, type WholeCodecResult } from "./_codec_pool.ts";
 
 export { CacheUnavailableError } from "./_backend.ts";
 
@@ -174,7 +174,7 @@ export class BinaryCache {
    */
   async readNar(info: NarInfo, signal?: AbortSignal): Promise<FetchedNar> {
     const method = parseCompressionMethod(info.compression);
-    const whole = method === "zstd" && info.narSize <= SMALL_ZSTD_NAR;
+    const whole = method === "zstd" && info.narSize <= WHOLE_ZSTD_BYTES;
     const body = whole
       ? await this.#backend.readAll(info.url, signal)
       : await this.#backend.read(info.url, signal);
@@ -183,8 +183,9 @@ export class BinaryCache {
         `Binary cache '${this.url}' has a narinfo for '${info.storePath}' but not its NAR '${info.url}'`,
       );
     }
-    if (body instanceof Uint8Array) return await decompressSmallZstd(body, info);
-    return { nar: decompress(method, body) };
+    if (!(body instanceof Uint8Array)) return { nar: decompress(method, body) };
+    const { nar, narHash } = await decompressNarWhole(body, info.narSize);
+    return { nar: ReadableStream.from([nar]), narHash };
   }
 
   /** The build log of `drvPath`, or undefined. */
@@ -238,42 +239,6 @@ export interface FetchedNar {
   nar: ReadableStream<Uint8Array>;
   /** The sha256 of exactly the bytes of `nar`, where it was computed while decoding. */
   narHash?: Hash;
-}
-
-/** NARs up to this size are zstd-decoded natively in one call (see decompressSmallZstd). */
-const SMALL_ZSTD_NAR = 8 << 20;
-
-/**
- * Decodes a small zstd NAR with `node:zlib`'s one-shot decoder (on a worker thread where one
- * starts), about 3x faster than the streaming pure-JS one `decompress` uses. Deno's streaming
- * zstd decoder can throw outside the stream on corrupt input (see _codecs.ts); the one-shot call
- * throws where it is called. The output is bounded by the narinfo's NarSize, so a decompression
- * bomb stops there.
- */
-async function decompressSmallZstd(
-  packed: Uint8Array<ArrayBuffer>,
-  info: NarInfo,
-): Promise<FetchedNar> {
-  const maxOutputLength = info.narSize;
-  let decoded: WholeCodecResult;
-  try {
-    decoded = await codeWholeOnWorker(
-      "zstd-decode",
-      packed,
-      { maxOutputLength, hash: "output" },
-      (input) => zstdDecompressSync(input, { maxOutputLength }),
-    );
-  } catch (e) {
-    const why = /larger than/.test((e as Error).message)
-      ? `the NAR is larger than its NarSize ${info.narSize}`
-      : (e as Error).message.replace(/^Zstd decompress error: /, "");
-    throw new SyntaxError(`Cannot decompress zstd data: ${why}`);
-  }
-  const nar = decoded.output;
-  return {
-    nar: ReadableStream.from([new Uint8Array(nar.buffer, nar.byteOffset, nar.byteLength)]),
-    narHash: decoded.sha256!.output,
-  };
 }
 
 function parseParams(url: URL, whole: string): BinaryCacheParams {

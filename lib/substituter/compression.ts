@@ -112,7 +112,7 @@ export function compress(
   );
 }
 
-/** Inputs up to this size are zstd-compressed in one piece on a worker thread. */
+/** NARs up to this size are zstd-compressed or -decoded in one piece on a worker thread. */
 export const WHOLE_ZSTD_BYTES = 8 << 20;
 
 /** A NAR compressed in one piece, with the sha256 of the NAR and of the compressed bytes. */
@@ -139,6 +139,40 @@ export async function compressNarWhole(
     (bytes) => zlib.zstdCompressSync(bytes, { params: zstdParams(level) }),
   );
   return { compressed: output, narHash: sha256!.input!, fileHash: sha256!.output };
+}
+
+/** A NAR decoded in one piece, with its sha256. */
+export interface DecompressedNar {
+  nar: Uint8Array;
+  narHash: Hash;
+}
+
+/**
+ * Decodes a zstd NAR of up to {@link WHOLE_ZSTD_BYTES} on a worker thread (which takes `packed`'s
+ * buffer) and hashes it there: with libzstd, about 3x faster than the streaming pure-JS decoder
+ * of `decompress`. The output may not pass `narSize` (the narinfo's NarSize), so a decompression
+ * bomb stops there; a shorter one is returned for the caller's size check to reject. Errors are
+ * SyntaxErrors `Cannot decompress zstd data: ...`.
+ */
+export async function decompressNarWhole(
+  packed: Uint8Array<ArrayBuffer>,
+  narSize: number,
+): Promise<DecompressedNar> {
+  try {
+    const { output, sha256 } = await codeWholeOnWorker(
+      "zstd-decode",
+      packed,
+      { maxOutputLength: narSize, hash: "output" },
+      (input) => zlib.zstdDecompressSync(input, { maxOutputLength: narSize }),
+    );
+    const nar = new Uint8Array(output.buffer, output.byteOffset, output.byteLength);
+    return { nar, narHash: sha256!.output };
+  } catch (e) {
+    const why = /larger than/.test((e as Error).message)
+      ? `the NAR is larger than its NarSize ${narSize}`
+      : (e as Error).message.replace(/^Zstd decompress error: /, "");
+    throw new SyntaxError(`Cannot decompress zstd data: ${why}`);
+  }
 }
 
 /** `level` for `method`, checked against its range; undefined stays undefined. */

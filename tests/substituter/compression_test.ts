@@ -6,6 +6,7 @@ import {
   type CompressionMethod,
   compressNarWhole,
   decompress,
+  decompressNarWhole,
   parseCompressionMethod,
   parseWritableCompressionMethod,
   type WritableCompressionMethod,
@@ -78,6 +79,46 @@ Deno.test("compressNarWhole() gives zstd and the sha256 of both sides, hashed on
     RangeError,
     "out of range",
   );
+});
+
+/** Whether libzstd loads here (then the codec workers use it; its errors are the strict ones). */
+const LIBZSTD = (() => {
+  try {
+    Deno.dlopen("libzstd.so.1", {}).close();
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "decompressNarWhole() decodes and hashes a zstd NAR, and names what is wrong with one",
+  ignore: !LIBZSTD,
+}, async () => {
+  const { compressed } = await compressNarWhole(DATA.slice());
+  const whole = await decompressNarWhole(compressed.slice(), DATA.length);
+  assertEquals(whole.nar, DATA);
+  assertEquals(whole.narHash.toString(), hashBytes("sha256", DATA).toString());
+  const bad: [Uint8Array, number, string][] = [
+    [compressed.slice(0, -7), DATA.length, "Cannot decompress zstd data: data is truncated"],
+    [compressed, DATA.length - 1, `the NAR is larger than its NarSize ${DATA.length - 1}`],
+    [new Uint8Array([...compressed, 1, 2, 3, 4, 5, 6, 7, 8]), DATA.length, "Cannot decompress"],
+    [new TextEncoder().encode("not zstd at all"), DATA.length, "Cannot decompress zstd data"],
+  ];
+  for (const [packed, narSize, message] of bad) {
+    await assertRejects(
+      () => decompressNarWhole(packed.slice(), narSize),
+      SyntaxError,
+      message,
+    );
+  }
+  const flipped = compressed.slice();
+  flipped[flipped.length >> 1] ^= 0x55;
+  const damaged = await decompressNarWhole(flipped, DATA.length).catch((e) => e);
+  // zstd without a checksum may decode a flipped literal into other bytes: the hash shows it.
+  if (!(damaged instanceof SyntaxError)) {
+    assertEquals(damaged.narHash.equals(whole.narHash), false);
+  }
 });
 
 Deno.test("compress() honours a level and rejects one out of range", async () => {

@@ -92,6 +92,14 @@ class _DenoIo implements FileIo {
 
 const encoder = new TextEncoder();
 const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+
+/** `bytes` with printable ASCII as it is and every other byte as `\xNN`. */
+function escapeBytes(bytes: Uint8Array): string {
+  return Array.from(
+    bytes,
+    (b) => b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : `\\x${b.toString(16).padStart(2, "0")}`,
+  ).join("");
+}
 const DIRENT_KINDS: Record<number, EntryKind> = {
   [DT_REG]: "file",
   [DT_DIR]: "directory",
@@ -127,14 +135,21 @@ class _LibcIo implements FileIo {
         // struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, NUL-terminated name
         for (let at = 0; at < n; at += this.#direntView.getUint16(at + 16, true)) {
           const end = this.#dirents.indexOf(0, at + 19);
-          const name = strictDecoder.decode(this.#dirents.subarray(at + 19, end));
+          const bytes = this.#dirents.subarray(at + 19, end);
+          let name: string;
+          try {
+            name = strictDecoder.decode(bytes);
+          } catch {
+            // Deno would hand out a lossy name that names no file: say what is wrong instead.
+            throw new RangeError(
+              `File name '${escapeBytes(bytes)}' in '${path}' is not valid UTF-8, ` +
+                "which kiln cannot handle",
+            );
+          }
           if (name === "." || name === "..") continue;
           entries.push([name, DIRENT_KINDS[this.#dirents[at + 18]] ?? "other"]);
         }
       }
-    } catch (e) {
-      if (!(e instanceof TypeError)) throw e;
-      return this.#fallback.readDir(path); // a name that is not UTF-8: as Deno has it
     } finally {
       this.#lib.symbols.close(fd);
     }

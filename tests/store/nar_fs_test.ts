@@ -225,6 +225,28 @@ Deno.test("hashPath() rejects a socket, naming it", async () => {
   }
 });
 
+Deno.test("hashPath() and ingestPath() name a file name that is not UTF-8", async () => {
+  const dir = Deno.makeTempDirSync({ prefix: "kiln-nar-" });
+  try {
+    Deno.mkdirSync(`${dir}/d`);
+    // Latin-1 "café": Deno cannot name such a file, a shell can.
+    const made = await new Deno.Command("sh", {
+      args: ["-c", `printf x > "$1/d/$(printf 'caf\\351')"`, "sh", dir],
+    }).output();
+    assert(made.success);
+    const message = `File name 'caf\\xe9' in '${dir}/d' is not valid UTF-8`;
+    assertThrows(() => hashPath(dir), RangeError, message);
+    assertThrows(
+      () => ingestPath(dir, `${dir}-copy`, { method: "nar", algorithm: "sha256" }),
+      RangeError,
+      message,
+    );
+    assertThrows(() => Deno.lstatSync(`${dir}-copy`), Deno.errors.NotFound);
+  } finally {
+    removeTree(dir);
+  }
+});
+
 Deno.test("restoreNar() round-trips dumpPath() and reports the NAR's hash and size", () =>
   withFixture(async (dir, tree) => {
     const nar = await readAll(dumpPath(tree));

@@ -48,6 +48,8 @@ const SYMBOLS = {
   getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
   setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
   waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32", nonblocking: true },
+  /** waitpid on this thread: for a child known to have exited (a hop to a thread costs more). */
+  reap: { name: "waitpid", parameters: ["i32", "buffer", "i32"], result: "i32" },
   waitid: { parameters: ["i32", "u32", "buffer", "i32"], result: "i32", nonblocking: true },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
 } as const;
@@ -214,6 +216,7 @@ function readPipe(lib: _Libc, fd: number): ReadableStream<Uint8Array> {
 const P_PID = 1;
 const WEXITED = 4;
 const WNOWAIT = 0x01000000;
+const WNOHANG = 1;
 /** sizeof(siginfo_t). */
 const SIGINFO_BYTES = 128;
 
@@ -223,6 +226,8 @@ const SIGINFO_BYTES = 128;
  * reused, so `kill(-pid)` cannot reach an unrelated process group that took the number.
  */
 async function waitFor(lib: _Libc, pid: number): Promise<LibcStatus> {
+  const status = new Int32Array(1);
+  let reaped = false;
   if (
     await lib.symbols.waitid(P_PID, pid, new Uint8Array(SIGINFO_BYTES), WEXITED | WNOWAIT) === 0
   ) {
@@ -231,9 +236,9 @@ async function waitFor(lib: _Libc, pid: number): Promise<LibcStatus> {
     } catch {
       // the group is already empty but for the zombie
     }
+    reaped = lib.symbols.reap(pid, status, WNOHANG) === pid;
   }
-  const status = new Int32Array(1);
-  for (let failures = 0; (await lib.symbols.waitpid(pid, status, 0)) !== pid;) {
+  for (let failures = 0; !reaped && (await lib.symbols.waitpid(pid, status, 0)) !== pid;) {
     // EINTR cannot happen (Deno's handlers restart) but is harmless; anything else is lost.
     if (++failures === 3) throw new Error(`Internal error: cannot wait for builder ${pid}`);
   }

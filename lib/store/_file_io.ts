@@ -106,18 +106,43 @@ const DIRENT_KINDS: Record<number, EntryKind> = {
   [DT_LNK]: "symlink",
 };
 
+/**
+ * Buffers the libc calls fill or read, made once and shared by every walker of the process (a
+ * walk of one small file would otherwise spend most of its time allocating them): each is used
+ * only within one synchronous call, so walkers that take turns cannot disturb each other.
+ */
+interface Scratch {
+  /** A NUL-terminated path, and the string it encodes (undefined once overwritten). */
+  path: Uint8Array;
+  encoded: string | undefined;
+  statx: Uint8Array;
+  statxView: DataView;
+  times: BigInt64Array;
+  dirents: Uint8Array;
+  direntView: DataView;
+}
+
+let scratch: Scratch | undefined;
+
+function makeScratch(): Scratch {
+  const statx = new Uint8Array(256);
+  const dirents = new Uint8Array(32768);
+  return {
+    path: new Uint8Array(16384),
+    encoded: undefined,
+    statx,
+    statxView: new DataView(statx.buffer),
+    times: new BigInt64Array(4),
+    dirents,
+    direntView: new DataView(dirents.buffer),
+  };
+}
+
 class _LibcIo implements FileIo {
   readonly #lib: Libc;
-  readonly #path = new Uint8Array(16384);
-  /** The path `#path` holds, if any. */
-  #encoded: string | undefined;
-  readonly #statx = new Uint8Array(256);
-  readonly #view = new DataView(this.#statx.buffer);
+  readonly #scratch = scratch ??= makeScratch();
   readonly #open = new Map<number, string>();
   readonly #fallback = new _DenoIo();
-  readonly #times = new BigInt64Array(4);
-  readonly #dirents = new Uint8Array(32768);
-  readonly #direntView = new DataView(this.#dirents.buffer);
 
   constructor(lib: Libc) {
     this.#lib = lib;
@@ -129,13 +154,14 @@ class _LibcIo implements FileIo {
     if (fd < 0) return this.#fallback.readDir(path); // Deno's error
     const entries: [string, EntryKind][] = [];
     try {
-      const size = BigInt(this.#dirents.length);
-      for (let n; (n = Number(this.#lib.symbols.getdents64(fd, this.#dirents, size))) !== 0;) {
+      const { dirents, direntView } = this.#scratch;
+      const size = BigInt(dirents.length);
+      for (let n; (n = Number(this.#lib.symbols.getdents64(fd, dirents, size))) !== 0;) {
         if (n < 0) return this.#fallback.readDir(path);
         // struct linux_dirent64: u64 ino, s64 off, u16 reclen, u8 type, NUL-terminated name
-        for (let at = 0; at < n; at += this.#direntView.getUint16(at + 16, true)) {
-          const end = this.#dirents.indexOf(0, at + 19);
-          const bytes = this.#dirents.subarray(at + 19, end);
+        for (let at = 0; at < n; at += direntView.getUint16(at + 16, true)) {
+          const end = dirents.indexOf(0, at + 19);
+          const bytes = dirents.subarray(at + 19, end);
           let name: string;
           try {
             name = strictDecoder.decode(bytes);
@@ -147,7 +173,7 @@ class _LibcIo implements FileIo {
             );
           }
           if (name === "." || name === "..") continue;
-          entries.push([name, DIRENT_KINDS[this.#dirents[at + 18]] ?? "other"]);
+          entries.push([name, DIRENT_KINDS[dirents[at + 18]] ?? "other"]);
         }
       }
     } finally {
@@ -160,13 +186,15 @@ class _LibcIo implements FileIo {
     const c = this.#cPath(path);
     const flags = AT_SYMLINK_NOFOLLOW;
     if (
-      !c || this.#lib.symbols.statx(AT_FDCWD, c, flags, STATX_TYPE_MODE_SIZE, this.#statx) !== 0
+      !c ||
+      this.#lib.symbols.statx(AT_FDCWD, c, flags, STATX_TYPE_MODE_SIZE, this.#scratch.statx) !== 0
     ) {
       return this.#fallback.lstat(path);
     }
-    const mode = this.#view.getUint16(0x1c, true);
+    const view = this.#scratch.statxView;
+    const mode = view.getUint16(0x1c, true);
     if ((mode & S_IFMT) !== S_IFREG) return this.#fallback.lstat(path);
-    return { mode, size: Number(this.#view.getBigUint64(0x28, true)) };
+    return { mode, size: Number(view.getBigUint64(0x28, true)) };
   }
 
   open(path: string): number {
@@ -203,8 +231,9 @@ class _LibcIo implements FileIo {
         off += n;
       }
       if (mtime !== undefined) {
-        this.#times.set([BigInt(mtime), 0n, BigInt(mtime), 0n]);
-        if (this.#lib.symbols.futimens(fd, this.#times) !== 0) {
+        const { times } = this.#scratch;
+        times.set([BigInt(mtime), 0n, BigInt(mtime), 0n]);
+        if (this.#lib.symbols.futimens(fd, times) !== 0) {
           throw new Deno.errors.PermissionDenied(`Cannot set the times of '${path}'`);
         }
       }
@@ -220,12 +249,13 @@ class _LibcIo implements FileIo {
   /** `path` as a NUL-terminated C string in a reused buffer; undefined if it does not fit. */
   #cPath(path: string): Uint8Array | undefined {
     // The walker stats a file, then opens it: the buffer still holds the same path.
-    if (path === this.#encoded) return this.#path;
-    this.#encoded = undefined;
-    const { read, written } = encoder.encodeInto(path, this.#path);
-    if (read !== path.length || written >= this.#path.length) return undefined;
-    this.#path[written] = 0;
-    this.#encoded = path;
-    return this.#path;
+    const scratch = this.#scratch;
+    if (path === scratch.encoded) return scratch.path;
+    scratch.encoded = undefined;
+    const { read, written } = encoder.encodeInto(path, scratch.path);
+    if (read !== path.length || written >= scratch.path.length) return undefined;
+    scratch.path[written] = 0;
+    scratch.encoded = path;
+    return scratch.path;
   }
 }

@@ -5,8 +5,8 @@
  * fixed-output builds, and new PID, IPC, UTS (and by default user) namespaces.
  */
 
-import { lutimesSync } from "node:fs";
 import { basename, delimiter, join } from "node:path";
+import { lutimes } from "../store/mod.ts";
 
 export interface BwrapConfig {
   /** Logical store directory, as builders see it (`/nix/store`). */
@@ -152,7 +152,7 @@ export function prepareSandbox(config: BwrapConfig): Promise<string[]> {
 function copyInput(host: string, dest: string, info: Deno.FileInfo): void {
   if (info.isSymlink) {
     Deno.symlinkSync(Deno.readLinkSync(host), dest);
-    lutimesSync(dest, info.atime ?? 1, info.mtime ?? 1);
+    lutimes(dest, seconds(info.atime), seconds(info.mtime));
     return;
   }
   const mode = info.mode! & 0o777;
@@ -258,4 +258,9 @@ function sandboxIds(options: { userNamespace?: boolean }): { uid: number; gid: n
 function hostPath(config: BwrapConfig, path: string): string {
   const storeRoot = config.storeRoot ?? "/";
   return storeRoot === "/" ? path : join(storeRoot, path);
+}
+
+/** A file time in seconds since the epoch; 1 (Nix's canonical time) where it is unknown. */
+function seconds(time: Date | null): number {
+  return time === null ? 1 : time.getTime() / 1000;
 }

@@ -5,7 +5,6 @@
  * `outputChecks`) are enforced. Failures are messages in Nix's words, not exceptions.
  */
 
-import { lutimesSync } from "node:fs";
 import type { Derivation, DerivationOutput } from "../derivation/mod.ts";
 import {
   createHasher,
@@ -14,7 +13,7 @@ import {
   ReferenceScanner,
   storePathHashPart,
 } from "../hashing/mod.ts";
-import { hashPath, type LocalStore } from "../store/mod.ts";
+import { hashPath, type LocalStore, lutimes } from "../store/mod.ts";
 
 /** One output after the build: its NAR hash and size and the store paths it refers to. */
 export interface ScannedOutput {
@@ -88,7 +87,7 @@ export function scanOutput(
 export function canonicaliseTree(path: string): void {
   const info = Deno.lstatSync(path);
   if (info.isSymlink) {
-    lutimesSync(path, 1, 1);
+    lutimes(path, 1, 1);
     return;
   }
   if (info.isDirectory) {

@@ -10,7 +10,6 @@
  * directory and are moved into place afterwards.
  */
 
-import { existsSync } from "node:fs";
 import { basename, join } from "node:path";
 import { derivationType } from "../derivation/mod.ts";
 import { makeFixedOutputPath, outputPathName, renderContentAddress } from "../hashing/mod.ts";
@@ -199,7 +198,7 @@ function unsandboxedProblem(
     return `Cannot build '${drvPath}' without the sandbox: the store lives under '${storeRoot}', ` +
       `so the builder would not find its inputs at their store paths (use the sandbox, or store root '/')`;
   }
-  if (existsSync("/homeless-shelter")) { // unlike pathExists, throws nothing when absent
+  if (pathExists("/homeless-shelter")) {
     return "home directory '/homeless-shelter' exists; please remove it to assure purity of builds without sandboxing";
   }
   for (const [name, path] of planned.outputPaths) {

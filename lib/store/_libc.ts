@@ -13,6 +13,7 @@ const SYMBOLS = {
   openCreate: { name: "open", parameters: ["buffer", "i32", "u32"], result: "i32" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   futimens: { parameters: ["i32", "buffer"], result: "i32" },
+  utimensat: { parameters: ["i32", "buffer", "buffer", "i32"], result: "i32" },
   fcntlLock: { name: "fcntl", parameters: ["i32", "i32", "buffer"], result: "i32" },
   /** The same, on a thread of its own: for a lock that must be waited for. */
   fcntlLockWait: {

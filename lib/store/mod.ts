@@ -6,4 +6,4 @@ export * from "./locks.ts";
 export * from "./metadata_db.ts";
 export * from "./import_nar.ts";
 export * from "./narinfo_cache.ts";
-export { pathExists, removeTree } from "./_temp.ts";
+export { lutimes, pathExists, removeTree } from "./_temp.ts";

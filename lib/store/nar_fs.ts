@@ -5,7 +5,6 @@
  * through libc where allowed (_file_io.ts) and hash on a second thread (_parallel_hasher.ts).
  */
 
-import { lutimesSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import {
   concatBytes,
@@ -21,7 +20,7 @@ import {
 } from "../hashing/mod.ts";
 import { type FileIo, openFileIo } from "./_file_io.ts";
 import { ParallelHasher } from "./_parallel_hasher.ts";
-import { pathExists, removeTree } from "./_temp.ts";
+import { lutimes, pathExists, removeTree } from "./_temp.ts";
 
 /** The bit Nix reads as "executable" (S_IXUSR). */
 const S_IXUSR = 0o100;
@@ -250,7 +249,7 @@ export async function restoreNar(
           break;
         case "symlink":
           Deno.symlinkSync(event.target, path);
-          if (canonicalise) lutimesSync(path, CANONICAL_MTIME, CANONICAL_MTIME);
+          if (canonicalise) lutimes(path, CANONICAL_MTIME, CANONICAL_MTIME);
           break;
         default:
           throw new Error(`Internal error: unexpected NAR event ${String(event satisfies never)}`);
@@ -375,7 +374,7 @@ class _TreeDumper implements Disposable {
         const target = Deno.readLinkSync(src);
         writer.symlink(target);
         if (dest !== undefined) Deno.symlinkSync(target, dest);
-        if (canonicalise) lutimesSync(dest ?? src, CANONICAL_MTIME, CANONICAL_MTIME);
+        if (canonicalise) lutimes(dest ?? src, CANONICAL_MTIME, CANONICAL_MTIME);
         return;
       }
       case "directory": {

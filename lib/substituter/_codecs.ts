@@ -5,12 +5,16 @@
  * zstd is decoded with `fzstd`, not `node:zlib`: Deno 2.9's zstd decompressor throws a corrupt
  * frame's error outside the stream (an uncaught exception that ends the process) and passes a
  * truncated frame silently; `fzstd` reports both where the caller can catch them.
+ *
+ * Both packages are imported when a stream first needs them: most runs read neither format (a
+ * zstd NAR small enough is decoded whole by libzstd), and loading them costs every kiln command
+ * that may substitute ~20 ms of start-up.
  */
 
 import type { Transform } from "node:stream";
-import { Decompress } from "fzstd";
+import type { Decompress } from "fzstd";
 // @ts-types="./_unbzip2_stream.d.ts"
-import unbzip2Stream from "unbzip2-stream";
+import type unbzip2Stream from "unbzip2-stream";
 
 /** Runs a `node:zlib` stream as a TransformStream; its errors become the stream's. */
 export function zlibTransform(make: () => Transform): TransformStream<Uint8Array, Uint8Array> {
@@ -46,7 +50,8 @@ export function zlibTransform(make: () => Transform): TransformStream<Uint8Array
 export function zstdDecoder(): TransformStream<Uint8Array, Uint8Array> {
   let decoder: Decompress;
   return new TransformStream({
-    start(controller) {
+    async start(controller) {
+      const { Decompress } = await import("fzstd");
       decoder = new Decompress((chunk) => {
         if (chunk.byteLength > 0) controller.enqueue(chunk);
       });
@@ -65,11 +70,12 @@ export function zstdDecoder(): TransformStream<Uint8Array, Uint8Array> {
  * inside `write`/`end` and emits at once, so each call hands its output or error straight on.
  */
 export function bzip2Decoder(): TransformStream<Uint8Array, Uint8Array> {
-  const decoder = unbzip2Stream();
+  let decoder: ReturnType<typeof unbzip2Stream>;
   let failure: unknown;
   let ended = false;
   return new TransformStream({
-    start(controller) {
+    async start(controller) {
+      decoder = (await import("unbzip2-stream")).default();
       decoder.on("data", (chunk) => controller.enqueue(asUint8Array(chunk)));
       decoder.on("error", (e) => failure ??= bzip2Error(e));
       decoder.on("end", () => ended = true);

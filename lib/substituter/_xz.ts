@@ -6,13 +6,7 @@
  * (as `xz` and `pixz` may write) and trailing stream padding are read, as the `xz` tool does.
  */
 
-import {
-  copyFromWasm,
-  copyToWasm,
-  initModule,
-  type LZMAModule,
-  WasmLzmaStream,
-} from "node-liblzma/wasm";
+import type { LZMAModule, WasmLzmaStream } from "node-liblzma/wasm";
 
 const LZMA_OK = 0;
 const LZMA_STREAM_END = 1;
@@ -52,6 +46,7 @@ export function createXzDecoder(): TransformStream<Uint8Array, Uint8Array> {
 function lzmaTransform(
   init: (module: LZMAModule, strm: number) => number,
 ): TransformStream<Uint8Array, Uint8Array> {
+  let lzma: typeof import("node-liblzma/wasm");
   let module: LZMAModule;
   let strm: WasmLzmaStream | undefined;
   let outPtr = 0;
@@ -68,14 +63,14 @@ function lzmaTransform(
     controller: TransformStreamDefaultController<Uint8Array>,
   ) => {
     const s = strm!;
-    const inPtr = chunk.byteLength > 0 ? copyToWasm(module, chunk) : 0;
+    const inPtr = chunk.byteLength > 0 ? lzma.copyToWasm(module, chunk) : 0;
     try {
       s.setInput(inPtr, chunk.byteLength);
       while (true) {
         s.setOutput(outPtr, OUT_SIZE);
         const ret = module._lzma_code(s.ptr, action);
         const produced = OUT_SIZE - s.availOut;
-        if (produced > 0) controller.enqueue(copyFromWasm(module, outPtr, produced));
+        if (produced > 0) controller.enqueue(lzma.copyFromWasm(module, outPtr, produced));
         if (ret === LZMA_STREAM_END) return;
         if (ret === LZMA_BUF_ERROR && action === LZMA_RUN) return;
         if (ret !== LZMA_OK) throw new Error(MESSAGES[ret] ?? `liblzma error ${ret}`);
@@ -87,8 +82,9 @@ function lzmaTransform(
   };
   return new TransformStream({
     async start() {
-      module = await initModule();
-      strm = new WasmLzmaStream(module);
+      lzma = await import("node-liblzma/wasm"); // loaded when first needed, as _codecs.ts's
+      module = await lzma.initModule();
+      strm = new lzma.WasmLzmaStream(module);
       outPtr = module._malloc(OUT_SIZE);
       const ret = init(module, strm.ptr);
       if (ret !== LZMA_OK) {

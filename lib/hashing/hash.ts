@@ -1,6 +1,6 @@
 /** Hash algorithms and the text forms Nix prints and parses (base16, nix32, base64, SRI). */
 
-import { createHash } from "node:crypto";
+import { openDigests } from "./_digests.ts";
 import { decodeNixBase32, encodeNixBase32, nixBase32Length } from "./nix_base32.ts";
 
 export type HashAlgorithm = "md5" | "sha1" | "sha256" | "sha512";
@@ -146,16 +146,18 @@ export interface Hasher {
   digest(): Hash;
 }
 
+const utf8 = new TextEncoder();
+let digests: ReturnType<typeof openDigests> | undefined;
+
 /** Starts an incremental digest of `algorithm`. */
 export function createHasher(algorithm: HashAlgorithm): Hasher {
-  const h = createHash(algorithm);
+  const d = (digests ??= openDigests())(algorithm);
   return {
     update(chunk) {
-      h.update(chunk);
+      d.update(typeof chunk === "string" ? utf8.encode(chunk) : chunk);
     },
     digest() {
-      const d = h.digest();
-      return new Hash(algorithm, new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+      return new Hash(algorithm, d.digest());
     },
   };
 }

@@ -12,7 +12,14 @@
  * fits one buffer (most build outputs, every `.drv`) is hashed inline from reused plain buffers.
  */
 
-import { createHasher, Hash, type HashAlgorithm, type Hasher, hashSize } from "../hashing/mod.ts";
+import {
+  createHasher,
+  DIGESTS_SOURCE,
+  Hash,
+  type HashAlgorithm,
+  type Hasher,
+  hashSize,
+} from "../hashing/mod.ts";
 
 const SLOT_SIZE = 1 << 20;
 /**
@@ -52,11 +59,11 @@ const ERROR_BYTES = 8192;
 const O_RDONLY_CLOEXEC = 0o2000000;
 
 const WORKER_SOURCE = `
-import { createHash } from "node:crypto";
+${DIGESTS_SOURCE}
 self.onmessage = ({ data: { sab, algorithm } }) => {
   const ctl = new Int32Array(sab, 0, ${LENGTHS + SLOTS});
   const data = new Uint8Array(sab, ${CONTROL_BYTES}, ${SLOTS * SLOT_SIZE});
-  const hash = createHash(algorithm);
+  const hash = openDigests()(algorithm);
   const own = new Uint8Array(${FILE_PIECE});
   let libc;
   try {

@@ -15,7 +15,7 @@
  */
 
 import { fileURLToPath } from "node:url";
-import { Hash, hashBytes } from "../hashing/mod.ts";
+import { DIGESTS_SOURCE, Hash, hashBytes } from "../hashing/mod.ts";
 
 /** What a worker does to a stream's bytes. */
 export type CodecKind = "xz-decode" | "xz-encode";
@@ -48,7 +48,8 @@ export interface WholeCodecResult {
 const START_MS = 5_000;
 
 const WORKER_SOURCE = `
-import { createHash } from "node:crypto";
+${DIGESTS_SOURCE}
+const digests = openDigests();
 import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 const OUT_SIZE = ${1 << 20};
 const STREAM_SIZE = 96; // lzma_stream on wasm32: next_in 0, avail_in 4, next_out 16, avail_out 20
@@ -200,7 +201,11 @@ self.onmessage = ({ data }) => {
     try {
       const out = codeWhole(kind, chunk, level, maxOutputLength);
       const hashed = hash === "both" ? [out, chunk] : hash === "output" ? [out] : [];
-      const sha256 = hashed.map((b) => createHash("sha256").update(b).digest());
+      const sha256 = hashed.map((b) => {
+        const digest = digests("sha256");
+        digest.update(b);
+        return digest.digest();
+      });
       self.postMessage({ id, chunks: [out], sha256 }, [out.buffer]);
     } catch (e) {
       self.postMessage({ id, error: String(e?.message ?? e) });

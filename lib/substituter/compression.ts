@@ -10,7 +10,6 @@
  * through xz's, bzip2's and gzip's checksums), so callers must still check the NAR's hash.
  */
 
-import * as zlib from "node:zlib";
 import { concatBytes, type Hash } from "../hashing/mod.ts";
 import { bzip2Decoder, zlibTransform, zstdDecoder } from "./_codecs.ts";
 import { createXzDecoder, createXzEncoder } from "./_xz.ts";
@@ -136,7 +135,7 @@ export async function compressNarWhole(
     "zstd-encode",
     nar,
     { level, hash: "both" },
-    (bytes) => zlib.zstdCompressSync(bytes, { params: zstdParams(level) }),
+    (bytes) => zlib().zstdCompressSync(bytes, { params: zstdParams(level) }),
   );
   return { compressed: output, narHash: sha256!.input!, fileHash: sha256!.output };
 }
@@ -163,7 +162,7 @@ export async function decompressNarWhole(
       "zstd-decode",
       packed,
       { maxOutputLength: narSize, hash: "output" },
-      (input) => zlib.zstdDecompressSync(input, { maxOutputLength: narSize }),
+      (input) => zlib().zstdDecompressSync(input, { maxOutputLength: narSize }),
     );
     const nar = new Uint8Array(output.buffer, output.byteOffset, output.byteLength);
     return { nar, narHash: sha256!.output };
@@ -222,7 +221,7 @@ async function* compressZstd(
       "zstd-encode",
       whole,
       { level },
-      (bytes) => zlib.zstdCompressSync(bytes, { params: zstdParams(level) }),
+      (bytes) => zlib().zstdCompressSync(bytes, { params: zstdParams(level) }),
     )).output;
     return;
   }
@@ -234,7 +233,7 @@ async function* compressZstd(
 }
 
 function zstdParams(level: number): Record<number, number> {
-  return { [zlib.constants.ZSTD_c_compressionLevel]: level };
+  return { [zlib().constants.ZSTD_c_compressionLevel]: level };
 }
 
 function throughCodec(
@@ -248,19 +247,20 @@ function encoder(
   method: Exclude<WritableCompressionMethod, "none">,
   level: number | undefined,
 ): TransformStream<Uint8Array, Uint8Array> {
-  const { constants } = zlib;
   switch (method) {
     case "xz":
       return createXzEncoder(level ?? DEFAULT_XZ_PRESET);
     case "zstd":
       return zlibTransform(() =>
-        zlib.createZstdCompress({ params: zstdParams(level ?? DEFAULT_ZSTD_LEVEL) })
+        zlib().createZstdCompress({ params: zstdParams(level ?? DEFAULT_ZSTD_LEVEL) })
       );
     case "gzip":
-      return zlibTransform(() => zlib.createGzip({ level: level ?? 6 }));
+      return zlibTransform(() => zlib().createGzip({ level: level ?? 6 }));
     case "br":
       return zlibTransform(() =>
-        zlib.createBrotliCompress({ params: { [constants.BROTLI_PARAM_QUALITY]: level ?? 11 } })
+        zlib().createBrotliCompress({
+          params: { [zlib().constants.BROTLI_PARAM_QUALITY]: level ?? 11 },
+        })
       );
     default:
       return unreachable(method);
@@ -294,9 +294,9 @@ function decoder(
     case "zstd":
       return zstdDecoder();
     case "gzip":
-      return zlibTransform(() => zlib.createGunzip());
+      return zlibTransform(() => zlib().createGunzip());
     case "br":
-      return zlibTransform(() => zlib.createBrotliDecompress());
+      return zlibTransform(() => zlib().createBrotliDecompress());
     default:
       return unreachable(method);
   }
@@ -331,4 +331,10 @@ async function* explainErrors(
 
 function unreachable(value: never): never {
   throw new Error(`Internal error: unexpected compression method ${String(value)}`);
+}
+
+/** `node:zlib`, loaded when first used: most runs need none of it (it costs ~20 ms to load). */
+function zlib(): typeof import("node:zlib") {
+  // deno-lint-ignore no-process-global -- the synchronous way to load a built-in module lazily
+  return process.getBuiltinModule("node:zlib");
 }

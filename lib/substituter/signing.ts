@@ -4,11 +4,11 @@
  * Secret key: `name:base64(32-byte seed ‖ 32-byte public key)`; public key: `name:base64(32 bytes)`;
  * signature: `name:base64(64 bytes)` over a path's fingerprint. Ed25519 signatures are
  * deterministic (RFC 8032), so kiln's equal Nix's byte for byte. Signing and verifying go through
- * `node:crypto`, which is synchronous, so parsing and checking many narinfos needs no awaits.
+ * `node:crypto`, which is synchronous, so parsing and checking many narinfos needs no awaits;
+ * it is loaded at the first key used, not with this module (it costs ~40 ms of start-up).
  */
 
-import { Buffer } from "node:buffer";
-import { createPrivateKey, createPublicKey, type KeyObject, sign, verify } from "node:crypto";
+import type { KeyObject } from "node:crypto";
 import { decodeBase64, encodeBase64, equalBytes, type Hash } from "../hashing/mod.ts";
 
 const SEED_BYTES = 32;
@@ -136,7 +136,7 @@ export function fingerprintPath(storePath: string, info: FingerprintInput): stri
 
 /** Signs `fingerprint`: `<key name>:base64(64-byte Ed25519 signature)`. */
 export function signFingerprint(secret: SecretKey, fingerprint: string): string {
-  const signature = sign(
+  const signature = nodeCrypto().sign(
     null,
     new TextEncoder().encode(fingerprint),
     keyObject(secret.seed, "private"),
@@ -165,7 +165,8 @@ export function verifySignature(
   if (bytes.length !== SIGNATURE_BYTES) return false;
   const data = new TextEncoder().encode(fingerprint);
   for (const key of keys) {
-    if (key.name === name && verify(null, data, keyObject(key.key, "public"), bytes)) return true;
+    if (key.name !== name) continue;
+    if (nodeCrypto().verify(null, data, keyObject(key.key, "public"), bytes)) return true;
   }
   return false;
 }
@@ -207,6 +208,9 @@ function keyObject(bytes: Uint8Array, kind: "private" | "public"): KeyObject {
     const der = new Uint8Array(prefix.length + bytes.length);
     der.set(prefix);
     der.set(bytes, prefix.length);
+    const { createPrivateKey, createPublicKey } = nodeCrypto();
+    // deno-lint-ignore no-process-global -- as in nodeCrypto()
+    const { Buffer } = process.getBuiltinModule("node:buffer");
     key = kind === "private"
       ? createPrivateKey({ key: Buffer.from(der), format: "der", type: "pkcs8" })
       : createPublicKey({ key: Buffer.from(der), format: "der", type: "spki" });
@@ -216,6 +220,12 @@ function keyObject(bytes: Uint8Array, kind: "private" | "public"): KeyObject {
 }
 
 function derivePublicKey(seed: Uint8Array): Uint8Array {
-  const der = createPublicKey(keyObject(seed, "private")).export({ format: "der", type: "spki" });
+  const der = nodeCrypto().createPublicKey(keyObject(seed, "private"))
+    .export({ format: "der", type: "spki" });
   return new Uint8Array(der.subarray(der.length - PUBLIC_KEY_BYTES));
+}
+
+function nodeCrypto(): typeof import("node:crypto") {
+  // deno-lint-ignore no-process-global -- the synchronous way to load a built-in module lazily
+  return process.getBuiltinModule("node:crypto");
 }

@@ -54,6 +54,16 @@ export function paddedLength(n: number): number {
 const MAGIC_TOKENS = encodeTokens(NAR_MAGIC);
 const REGULAR_TOKENS = encodeTokens("(", "type", "regular", "contents");
 const EXECUTABLE_TOKENS = encodeTokens("(", "type", "regular", "executable", "", "contents");
+
+/**
+ * How a regular file's node starts, up to its size (u64) and contents: for a writer on another
+ * thread, which completes a node that {@link NarWriter.fileElsewhere} left to it.
+ */
+export const REGULAR_FILE_TOKENS: { readonly plain: Uint8Array; readonly executable: Uint8Array } =
+  {
+    plain: REGULAR_TOKENS,
+    executable: EXECUTABLE_TOKENS,
+  };
 const SYMLINK_TOKENS = encodeTokens("(", "type", "symlink", "target");
 const DIRECTORY_TOKENS = encodeTokens("(", "type", "directory");
 const ENTRY_TOKENS = encodeTokens("entry", "(", "name");
@@ -146,6 +156,16 @@ export class NarWriter {
     this.#take(n);
     this.#use(send());
     this.#flushed += n;
+  }
+
+  /**
+   * Has `send` deliver a whole regular file's node out of band, from its `(` to the padding after
+   * its contents (a thread stats and reads the file itself); `end` then closes it as usual. Those
+   * bytes are not in {@link size}: whoever wrote them counts them.
+   */
+  fileElsewhere(send: () => Uint8Array): void {
+    this.flush();
+    this.#use(send());
   }
 
   /** A symlink to `target`. */

@@ -19,6 +19,8 @@ import {
   type HashAlgorithm,
   type Hasher,
   hashSize,
+  type NarWriter,
+  REGULAR_FILE_TOKENS,
 } from "../hashing/mod.ts";
 
 const SLOT_SIZE = 1 << 20;
@@ -44,7 +46,9 @@ const STALL_MS = 30_000;
 // Control words (Int32) at the start of the shared buffer, then one length per slot: n >= 0 for
 // n bytes, -n for a program of n bytes, a sequence of records each starting with an Int32 r:
 // r >= 0 for r bytes that follow, -r for a file whose contents come next: float64 size, then its
-// path, r bytes of UTF-8 with the terminating NUL.
+// path, r bytes of UTF-8 with the terminating NUL. Size -1 stands for the file's whole NAR node from
+// its "(" to its padding, which the thread writes after a stat of its own; it counts those bytes,
+// and leaves their sum (float64) at ELSEWHERE_AT with the digest.
 const PRODUCED = 0;
 const CONSUMED = 1;
 const STATE = 2; // 0 running, 1 input complete, 2 cancelled
@@ -56,11 +60,17 @@ const CONTROL_BYTES = (LENGTHS + SLOTS) * 4;
 const DIGEST_AT = CONTROL_BYTES + SLOTS * SLOT_SIZE;
 const ERROR_AT = DIGEST_AT + 64;
 const ERROR_BYTES = 8192;
+const ELSEWHERE_AT = ERROR_AT + ERROR_BYTES;
+const SHARED_BYTES = ELSEWHERE_AT + 8;
 const O_RDONLY_CLOEXEC = 0o2000000;
+const AT_EMPTY_PATH = 0x1000;
+const STATX_TYPE_MODE_SIZE = 0x1 | 0x2 | 0x200;
+/** What a program counts a file of unknown size as (see PROGRAM_BYTES). */
+const NOMINAL_FILE_BYTES = 1 << 14;
 
 const WORKER_SOURCE = `
 ${DIGESTS_SOURCE}
-self.onmessage = ({ data: { sab, algorithm } }) => {
+self.onmessage = ({ data: { sab, algorithm, tokens } }) => {
   const ctl = new Int32Array(sab, 0, ${LENGTHS + SLOTS});
   const data = new Uint8Array(sab, ${CONTROL_BYTES}, ${SLOTS * SLOT_SIZE});
   const hash = openDigests()(algorithm);
@@ -71,39 +81,76 @@ self.onmessage = ({ data: { sab, algorithm } }) => {
       open: { parameters: ["buffer", "i32"], result: "i32" },
       read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
       close: { parameters: ["i32"], result: "i32" },
+      statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
     }).symbols;
   } catch {
     // no FFI: Deno's ops
   }
-  const shrank = (path) => new RangeError("File '" + path + "' shrank while being read");
-  // The file whose NUL-terminated path is at data[at, end), read through libc where it can be.
-  const hashFile = (at, end, size) => {
+  const statx = new Uint8Array(256);
+  const statxView = new DataView(statx.buffer);
+  const noPath = new Uint8Array(1);
+  const sizeBytes = new DataView(new ArrayBuffer(8));
+  const zeros = new Uint8Array(8);
+  let elsewhere = 0;
+  // The file whose NUL-terminated path is at data[at, end), opened through libc where it can be.
+  const openFile = (at, end) => {
     const path = () => new TextDecoder().decode(data.slice(at, end - 1));
     const fd = libc ? libc.open(data.subarray(at, end), ${O_RDONLY_CLOEXEC}) : -1;
     if (fd < 0) {
       const file = Deno.openSync(path());
-      try {
-        for (let left = size; left > 0;) {
-          const n = file.readSync(own.subarray(0, Math.min(left, own.length)));
-          if (!n) throw shrank(path());
-          hash.update(own.subarray(0, n));
-          left -= n;
-        }
-      } finally {
-        file.close();
-      }
-      return;
+      return {
+        path,
+        stat() {
+          const info = file.statSync();
+          return { regular: info.isFile, executable: (info.mode & 0o100) !== 0, size: info.size };
+        },
+        read: (into) => file.readSync(into) ?? 0,
+        close: () => file.close(),
+      };
     }
-    try {
-      for (let left = size; left > 0;) {
-        const n = Number(libc.read(fd, own, BigInt(Math.min(left, own.length))));
+    return {
+      path,
+      stat() {
+        if (libc.statx(fd, noPath, ${AT_EMPTY_PATH}, ${STATX_TYPE_MODE_SIZE}, statx) !== 0) {
+          throw new Deno.errors.Interrupted("Cannot stat '" + path() + "'");
+        }
+        const mode = statxView.getUint16(0x1c, true);
+        const size = Number(statxView.getBigUint64(0x28, true));
+        return { regular: (mode & 0o170000) === 0o100000, executable: (mode & 0o100) !== 0, size };
+      },
+      read(into) {
+        const n = Number(libc.read(fd, into, BigInt(into.length)));
         if (n < 0) throw new Deno.errors.Interrupted("Reading '" + path() + "' failed");
-        if (n === 0) throw shrank(path());
+        return n;
+      },
+      close: () => libc.close(fd),
+    };
+  };
+  // Hashes the file's contents (size bytes), or with size -1 its whole node.
+  const hashFile = (at, end, size) => {
+    const file = openFile(at, end);
+    try {
+      let pad = 0;
+      if (size < 0) {
+        const info = file.stat();
+        if (!info.regular) throw new RangeError("File '" + file.path() + "' changed its type");
+        const start = info.executable ? tokens.executable : tokens.plain;
+        size = info.size;
+        pad = (8 - (size % 8)) % 8;
+        sizeBytes.setBigUint64(0, BigInt(size), true);
+        hash.update(start);
+        hash.update(new Uint8Array(sizeBytes.buffer));
+        elsewhere += start.length + 8 + size + pad;
+      }
+      for (let left = size; left > 0;) {
+        const n = file.read(own.subarray(0, Math.min(left, own.length)));
+        if (n === 0) throw new RangeError("File '" + file.path() + "' shrank while being read");
         hash.update(own.subarray(0, n));
         left -= n;
       }
+      if (pad > 0) hash.update(zeros.subarray(0, pad));
     } finally {
-      libc.close(fd);
+      file.close();
     }
   };
   const runProgram = (start, length) => {
@@ -137,6 +184,7 @@ self.onmessage = ({ data: { sab, algorithm } }) => {
         Atomics.notify(ctl, ${CONSUMED});
       } else if (state === 1) {
         const digest = hash.digest();
+        new Float64Array(sab, ${ELSEWHERE_AT}, 1)[0] = elsewhere;
         new Uint8Array(sab, ${DIGEST_AT}, digest.length).set(digest);
         Atomics.store(ctl, ${DIGEST_LENGTH}, digest.length);
         Atomics.notify(ctl, ${DIGEST_LENGTH});
@@ -178,6 +226,7 @@ export class ParallelHasher implements Disposable {
   /** The bytes the open program stands for. */
   #programBytes = 0;
   readonly #takesFiles: boolean;
+  #bytesElsewhere = 0;
 
   /**
    * `options.files`: the caller may hand over files (`publishFile`); slots then become programs
@@ -227,10 +276,12 @@ export class ParallelHasher implements Disposable {
 
   /**
    * Has the thread read and hash `size` bytes of the file at `path`, in the order of everything
-   * published, instead of the buffer last given out (which stays empty). Returns the next buffer
-   * to fill. A failure to read surfaces from a later call or from `digest`.
+   * published, instead of the buffer last given out (which stays empty); without `size`, the
+   * file's whole NAR node (see {@link NarWriter.fileElsewhere}), after a stat of its own, the
+   * bytes of which {@link bytesElsewhere} counts. Returns the next buffer to fill. A failure to
+   * read surfaces from a later call or from `digest`.
    */
-  publishFile(path: string, size: number): Uint8Array {
+  publishFile(path: string, size?: number): Uint8Array {
     // An empty slot of bytes (given out before the thread ran) becomes a program.
     const at = this.#programAt ?? 0;
     // At least PROGRAM_ROOM is left (see #recorded): the path fits, with the next record's header.
@@ -242,9 +293,14 @@ export class ParallelHasher implements Disposable {
     into[written] = 0;
     const view = this.#view();
     view.setInt32(at, -(written + 1), true);
-    view.setFloat64(at + 4, size, true);
+    view.setFloat64(at + 4, size ?? -1, true);
     this.#programAt = at + 12 + written + 1;
-    return this.#recorded(size);
+    return this.#recorded(size ?? NOMINAL_FILE_BYTES);
+  }
+
+  /** After {@link digest}: the NAR bytes of the nodes the thread wrote itself. */
+  get bytesElsewhere(): number {
+    return this.#bytesElsewhere;
   }
 
   /** The digest of everything published; ends the thread. */
@@ -265,6 +321,7 @@ export class ParallelHasher implements Disposable {
     Atomics.notify(this.#ctl, PRODUCED);
     this.#waitUntil(DIGEST_LENGTH, () => Atomics.load(this.#ctl, DIGEST_LENGTH) !== 0);
     const bytes = new Uint8Array(this.#sab!, DIGEST_AT, hashSize(this.#algorithm)).slice();
+    this.#bytesElsewhere = new Float64Array(this.#sab!, ELSEWHERE_AT, 1)[0];
     this[Symbol.dispose]();
     return new Hash(this.#algorithm, bytes);
   }
@@ -324,7 +381,7 @@ export class ParallelHasher implements Disposable {
 
   /** A second chunk arrived: moves the first into the shared ring, which is used from now on. */
   #makeRing(): void {
-    this.#sab = new SharedArrayBuffer(ERROR_AT + ERROR_BYTES);
+    this.#sab = new SharedArrayBuffer(SHARED_BYTES);
     this.#ctl = new Int32Array(this.#sab, 0, LENGTHS + SLOTS);
     const first = this.#first!;
     this.#slot(0).set(first);
@@ -341,7 +398,11 @@ export class ParallelHasher implements Disposable {
       return this.#hashInline();
     }
     this.#worker.onerror = (e) => e.preventDefault(); // a broken thread shows as no progress
-    this.#worker.postMessage({ sab: this.#sab, algorithm: this.#algorithm });
+    this.#worker.postMessage({
+      sab: this.#sab,
+      algorithm: this.#algorithm,
+      tokens: REGULAR_FILE_TOKENS,
+    });
   }
 
   #waitForSpace(): void {

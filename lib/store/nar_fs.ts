@@ -122,7 +122,8 @@ export function hashPath(
     : (c) => hasher.publish(c);
   const writer = new NarWriter(sink, { buffer: hasher.buffer });
   _dumpTree(path, undefined, { writer, canonicalise, offload: onChunk ? undefined : hasher });
-  return { hash: hasher.digest(), size: writer.size };
+  const hash = hasher.digest();
+  return { hash, size: writer.size + hasher.bytesElsewhere };
 }
 
 /** How {@link ingestPath} hashes and copies. */
@@ -368,8 +369,15 @@ class _TreeDumper implements Disposable {
   #node(src: string, dest: string | undefined, kind: _Kind): void {
     const { writer, canonicalise } = this.walk;
     switch (kind) {
-      case "file":
+      case "file": {
+        // While the hashing thread is short of work it takes whole files, stat and all.
+        const offload = this.walk.offload;
+        if (dest === undefined && !this.walk.contents && !canonicalise && offload?.hungry) {
+          writer.fileElsewhere(() => offload.publishFile(src));
+          return writer.end();
+        }
         return this.#file(src, dest);
+      }
       case "symlink": {
         const target = Deno.readLinkSync(src);
         writer.symlink(target);

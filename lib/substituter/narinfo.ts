@@ -4,7 +4,14 @@
  * an error naming the file and the field, and a URL that could leave the cache is refused.
  */
 
-import { type Hash, parseHash, parseStorePath, parseStorePathBaseName } from "../hashing/mod.ts";
+import {
+  type Hash,
+  makeFixedOutputPath,
+  makeTextPath,
+  parseHash,
+  parseStorePath,
+  parseStorePathBaseName,
+} from "../hashing/mod.ts";
 import { checkNarUrl } from "./_nar_url.ts";
 
 /** One narinfo. Store paths (the path, its references and deriver) are full paths. */
@@ -250,6 +257,34 @@ function normalizeContentAddress(value: string): string {
     throw new SyntaxError(`CA '${value}' has an invalid hash: ${(e as Error).message}`);
   }
   return `${m[1]}:${m[2] ?? ""}${hash.toNix32Prefixed()}`;
+}
+
+/**
+ * Whether `info`'s content address (its CA field) yields its store path, with its name and
+ * references, as Nix's `ValidPathInfo::isContentAddressed`: such a path needs no signature, since
+ * its contents prove what it is once the NAR's hash is checked against the narinfo.
+ */
+export function isContentAddressed(storeDir: string, info: NarInfo): boolean {
+  if (info.ca === undefined) return false;
+  const m = /^(text|fixed):(r:)?(.+)$/.exec(info.ca)!;
+  const hash = parseHash(m[3]);
+  const name = parseStorePath(storeDir, info.storePath).name;
+  if (m[1] === "text") {
+    return makeTextPath(storeDir, hash, name, info.references) === info.storePath;
+  }
+  const references = info.references.filter((r) => r !== info.storePath);
+  try {
+    return makeFixedOutputPath(storeDir, {
+      method: m[2] ? "nar" : "flat",
+      hash,
+      name,
+      references,
+      selfReference: references.length !== info.references.length,
+    }) === info.storePath;
+  } catch (e) {
+    if (e instanceof TypeError) return false; // references a fixed output of its kind cannot have
+    throw e;
+  }
 }
 
 /** The narinfo text, field for field as Nix 2.8 writes it. */

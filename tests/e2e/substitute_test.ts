@@ -103,6 +103,34 @@ Deno.test({
         assertEquals(sorted(await kilnClosureInfo(kiln, top)), sorted(expected));
       });
 
+      await t.step(
+        "an unsigned cache: content-addressed paths come, others are refused",
+        async () => {
+          // As Nix: a path whose CA field yields it needs no signature (builtins.toFile and
+          // nix-store --add make such paths); an input-addressed one does.
+          const file = Deno.makeTempFileSync({ dir: nix.root });
+          Deno.writeTextFileSync(file, "added\n");
+          const added = (await nix.run("nix-store", ["--add", file])).trim();
+          const source = [...expected.keys()].find((p) => p.endsWith("-src-3"))!;
+          const unsigned = join(nix.root, "unsigned-cache");
+          await nix.run("nix", ["copy", "--to", `file://${unsigned}`, added, source, top]);
+          const other = new KilnStore(nix.storeDir);
+          try {
+            await other.ok(["copy", "--from", `file://${unsigned}`, added, source]);
+            const infos = JSON.parse(
+              await other.ok(["store", "path-info", "--json", added, source]),
+            );
+            assertMatch(infos[added].ca, /^fixed:r:sha256:/);
+            assertMatch(infos[source].ca, /^text:sha256:/);
+            const refused = await other.run(["copy", "--from", `file://${unsigned}`, top]);
+            assertEquals(refused.code, 1);
+            assertMatch(refused.stderr, /is not signed/);
+          } finally {
+            other.cleanup();
+          }
+        },
+      );
+
       await t.step("the library's plan + runGoals substitutes the same closure", async () => {
         const root = Deno.makeTempDirSync({ prefix: "kiln-e2e-lib-" });
         const store = LocalStore.open({

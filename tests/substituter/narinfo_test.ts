@@ -1,6 +1,13 @@
 import { assertEquals, assertThrows } from "../_assert.ts";
-import { parseHash } from "../../lib/hashing/mod.ts";
 import {
+  hashBytes,
+  makeFixedOutputPath,
+  makeTextPath,
+  parseHash,
+  renderContentAddress,
+} from "../../lib/hashing/mod.ts";
+import {
+  isContentAddressed,
   type NarInfo,
   NarInfoSyntaxError,
   parseNarInfo,
@@ -186,4 +193,49 @@ Deno.test("parseNarInfo() refuses URLs that could leave the cache", () => {
     WHENCE,
   );
   assertEquals(ok.url, "nar/abc.nar?hash=gfjyr3fabw60vnzsyj8vp9kgszj3wirv");
+});
+
+Deno.test("isContentAddressed() holds only where the CA field yields the store path", () => {
+  const hash = hashBytes("sha256", "contents");
+  const other = hashBytes("sha256", "other contents");
+  const dep = makeTextPath(STORE, hashBytes("sha256", "dep"), "dep");
+  const info = (storePath: string, ca: string, references: string[] = []): NarInfo => ({
+    storePath,
+    url: "nar/x.nar",
+    compression: "none",
+    narHash: hash,
+    narSize: 8,
+    references,
+    sigs: [],
+    ca,
+  });
+  const text = makeTextPath(STORE, hash, "t", [dep]);
+  assertEquals(
+    isContentAddressed(STORE, info(text, renderContentAddress("text", hash), [dep])),
+    true,
+  );
+  // The same CA with other references, or another hash, names another path.
+  assertEquals(isContentAddressed(STORE, info(text, renderContentAddress("text", hash))), false);
+  assertEquals(
+    isContentAddressed(STORE, info(text, renderContentAddress("text", other), [dep])),
+    false,
+  );
+  const source = makeFixedOutputPath(STORE, {
+    method: "nar",
+    hash,
+    name: "s",
+    selfReference: true,
+  });
+  const ca = renderContentAddress("nar", hash);
+  assertEquals(isContentAddressed(STORE, info(source, ca, [source])), true);
+  assertEquals(isContentAddressed(STORE, info(source, ca)), false);
+  const flat = makeFixedOutputPath(STORE, {
+    method: "flat",
+    hash: hashBytes("sha1", "x"),
+    name: "f",
+  });
+  const flatCa = renderContentAddress("flat", hashBytes("sha1", "x"));
+  assertEquals(isContentAddressed(STORE, info(flat, flatCa)), true);
+  // A flat fixed output cannot have references: claiming some proves nothing.
+  assertEquals(isContentAddressed(STORE, info(flat, flatCa, [dep])), false);
 });

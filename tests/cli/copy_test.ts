@@ -47,12 +47,28 @@ Deno.test(
     const again = await src.run(["copy", "--to", url, ...paths]);
     assertEquals([again.code, again.stderr], [0, ""]);
 
-    const unsigned = await dst.run(["copy", "--from", url, paths[0]]);
+    // Without a trusted key: store add's paths are content-addressed, which needs no signature
+    // (as in Nix); the same narinfos without their CA field stand for input-addressed paths,
+    // which are refused.
+    const inputAddressed = join(src.root, "cache-ia");
+    new Deno.Command("cp", { args: ["-r", join(src.root, "cache"), inputAddressed] }).outputSync();
+    for (const entry of Deno.readDirSync(inputAddressed)) {
+      if (!entry.name.endsWith(".narinfo")) continue;
+      const file = join(inputAddressed, entry.name);
+      Deno.writeTextFileSync(file, Deno.readTextFileSync(file).replace(/^CA: .*\n/m, ""));
+    }
+    const unsigned = await dst.run(["copy", "--from", `file://${inputAddressed}`, paths[0]]);
     assertEquals(unsigned.code, 1);
     assertMatch(
       unsigned.stderr,
       /^error: The narinfo of '.*-a' in binary cache 'file:.*' has no valid signature/,
     );
+    const other = new KilnStore();
+    try {
+      await other.ok(["copy", "--from", url, ...paths]);
+    } finally {
+      other.cleanup();
+    }
     const key = Deno.readTextFileSync(pk);
     const from = await dst.run([
       "copy",

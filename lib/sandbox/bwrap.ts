@@ -75,6 +75,8 @@ export interface SandboxShare {
    * away (not root): each build then copies its inputs.
    */
   inputsDir?: string;
+  /** What each input was found to be (store paths do not change), so that it is looked at once. */
+  inputInfo: Map<string, Deno.FileInfo>;
 }
 
 /**
@@ -87,10 +89,11 @@ export function makeSandboxShare(
 ): SandboxShare {
   const etcDir = join(dir, "etc");
   writeSandboxEtc(etcDir, options);
-  if (Deno.uid() !== 0 || !(options.userNamespace ?? true)) return { etcDir };
+  const inputInfo = new Map<string, Deno.FileInfo>();
+  if (Deno.uid() !== 0 || !(options.userNamespace ?? true)) return { etcDir, inputInfo };
   const inputsDir = join(dir, "inputs");
   Deno.mkdirSync(inputsDir);
-  return { etcDir, inputsDir };
+  return { etcDir, inputsDir, inputInfo };
 }
 
 /** Writes the sandbox's /etc files (passwd, group, hosts, nsswitch.conf) into `dir`, created. */
@@ -127,7 +130,11 @@ export function prepareSandbox(config: BwrapConfig): Promise<string[]> {
   const copied: string[] = [];
   for (const path of config.inputPaths) {
     const host = hostPath(config, path);
-    const info = Deno.lstatSync(host);
+    let info = config.share?.inputInfo.get(path);
+    if (info === undefined) {
+      info = Deno.lstatSync(host);
+      config.share?.inputInfo.set(path, info);
+    }
     if (!info.isSymlink && !(info.isFile && info.size <= COPY_LIMIT)) continue;
     const dest = join(store, basename(path));
     if (inputsDir === undefined) {

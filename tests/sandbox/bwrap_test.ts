@@ -139,7 +139,7 @@ Deno.test("bwrapArgs() mounts only the inputs prepareSandbox did not copy", () =
     buildDir: "/tmp/b",
     inputPaths: [INPUT, HIDDEN],
     copiedInputs: [HIDDEN],
-    share: { etcDir: "/s/etc" },
+    share: { etcDir: "/s/etc", inputInfo: new Map() },
     fixedOutput: false,
   }).join(" ");
   assert(args.includes(`--ro-bind ${INPUT} ${INPUT}`), args);

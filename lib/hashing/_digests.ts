@@ -90,5 +90,8 @@ export function openDigests(): DigestFactory {
   };
 }
 
-/** {@link openDigests}'s source, for the hashing threads: `(<source>)()` is their factory. */
+/**
+ * {@link openDigests}'s source, a function declaration: a hashing thread's code that starts with
+ * it calls `openDigests()` for its factory.
+ */
 export const DIGESTS_SOURCE: string = openDigests.toString();

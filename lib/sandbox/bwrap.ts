@@ -6,7 +6,7 @@
  */
 
 import { basename, delimiter, join } from "node:path";
-import { lutimes } from "../store/mod.ts";
+import { directoryInodes, lutimes, removeTree } from "../store/mod.ts";
 
 export interface BwrapConfig {
   /** Logical store directory, as builders see it (`/nix/store`). */
@@ -77,6 +77,12 @@ export interface SandboxShare {
   inputsDir?: string;
   /** What each input was found to be (store paths do not change), so that it is looked at once. */
   inputInfo: Map<string, Deno.FileInfo>;
+  /** The directory all this lives in (removed when the run ends). */
+  dir: string;
+  /** Roots of finished builds, in `dir`, for the next builds (with `inputsDir` only). */
+  kept: string[];
+  /** The inode of each shared copy in `inputsDir`, by name. */
+  inodes: Map<string, number>;
 }
 
 /**
@@ -89,11 +95,11 @@ export function makeSandboxShare(
 ): SandboxShare {
   const etcDir = join(dir, "etc");
   writeSandboxEtc(etcDir, options);
-  const inputInfo = new Map<string, Deno.FileInfo>();
-  if (Deno.uid() !== 0 || !(options.userNamespace ?? true)) return { etcDir, inputInfo };
+  const share = { etcDir, dir, inputInfo: new Map(), kept: [], inodes: new Map() };
+  if (Deno.uid() !== 0 || !(options.userNamespace ?? true)) return share;
   const inputsDir = join(dir, "inputs");
   Deno.mkdirSync(inputsDir);
-  return { etcDir, inputsDir, inputInfo };
+  return { ...share, inputsDir };
 }
 
 /** Writes the sandbox's /etc files (passwd, group, hosts, nsswitch.conf) into `dir`, created. */
@@ -120,13 +126,22 @@ export function writeSandboxEtc(
  * Creates the sandbox's writable store directory `<rootDir>/store` (and `<rootDir>/etc` without
  * a `share`) and puts the small input files and symlinks into it, with their mode and mtime:
  * links to the shared copies, else copies. Returns those inputs, for `copiedInputs`.
+ *
+ * With shared copies, the root of a finished build (see {@link releaseSandboxRoot}) is taken over
+ * where there is one: its links that this build needs stay (a link is checked by its inode, so
+ * one that a builder replaced is made again), and everything else in it goes. Along a chain, where
+ * each build sees all the ones before it, a build then makes one link instead of hundreds.
  */
 export function prepareSandbox(config: BwrapConfig): Promise<string[]> {
   const store = join(config.rootDir, "store");
-  Deno.mkdirSync(store, { recursive: true });
-  Deno.chmodSync(store, 0o1775);
-  if (config.share === undefined) writeSandboxEtc(join(config.rootDir, "etc"), config);
-  const inputsDir = config.share?.inputsDir;
+  const share = config.share;
+  const inputsDir = share?.inputsDir;
+  const left = share && inputsDir !== undefined ? takeKeptRoot(share, config.rootDir) : undefined;
+  if (left === undefined) {
+    Deno.mkdirSync(store, { recursive: true });
+    Deno.chmodSync(store, 0o1775);
+  }
+  if (share === undefined) writeSandboxEtc(join(config.rootDir, "etc"), config);
   const copied: string[] = [];
   for (const path of config.inputPaths) {
     const host = hostPath(config, path);
@@ -136,23 +151,66 @@ export function prepareSandbox(config: BwrapConfig): Promise<string[]> {
       config.share?.inputInfo.set(path, info);
     }
     if (!info.isSymlink && !(info.isFile && info.size <= COPY_LIMIT)) continue;
-    const dest = join(store, basename(path));
-    if (inputsDir === undefined) {
+    const name = basename(path);
+    const dest = join(store, name);
+    if (share === undefined || inputsDir === undefined) {
       copyInput(host, dest, info);
     } else {
-      const shared = join(inputsDir, basename(path));
-      try {
-        Deno.linkSync(shared, dest);
-      } catch (error) {
-        if (!(error instanceof Deno.errors.NotFound)) throw error;
-        copyInput(host, shared, info);
-        if (info.isFile) Deno.chownSync(shared, SHARED_COPY_OWNER, SHARED_COPY_OWNER);
-        Deno.linkSync(shared, dest);
+      const found = left?.get(name);
+      left?.delete(name);
+      if (found === undefined || found !== share.inodes.get(name)) {
+        if (found !== undefined) removeTree(dest); // a builder put something else there
+        const shared = join(inputsDir, name);
+        try {
+          Deno.linkSync(shared, dest);
+        } catch (error) {
+          if (!(error instanceof Deno.errors.NotFound)) throw error;
+          copyInput(host, shared, info);
+          if (info.isFile) Deno.chownSync(shared, SHARED_COPY_OWNER, SHARED_COPY_OWNER);
+          share.inodes.set(name, Deno.lstatSync(shared).ino!);
+          Deno.linkSync(shared, dest);
+        }
       }
     }
     copied.push(path);
   }
+  // What the earlier build left that this one must not see: its outputs, other inputs, litter.
+  for (const name of left?.keys() ?? []) removeTree(join(store, name));
   return Promise.resolve(copied);
+}
+
+/** Roots of finished builds kept for the next ones (a few: -j N builds run at once). */
+const KEPT_ROOTS = 4;
+
+/**
+ * Hands the root of a finished sandboxed build (its outputs moved out, or abandoned) to the next
+ * `prepareSandbox` of the run; returns false where it cannot be kept (no shared copies, or enough
+ * kept already): the caller removes it then.
+ */
+export function releaseSandboxRoot(share: SandboxShare | undefined, rootDir: string): boolean {
+  if (share?.inputsDir === undefined || share.kept.length >= KEPT_ROOTS) return false;
+  const kept = join(share.dir, `kept-${crypto.randomUUID().slice(0, 8)}`);
+  try {
+    Deno.renameSync(rootDir, kept);
+  } catch {
+    return false;
+  }
+  share.kept.push(kept);
+  return true;
+}
+
+/** Moves a kept root to `rootDir`; returns what its store holds (name to inode), or undefined. */
+function takeKeptRoot(share: SandboxShare, rootDir: string): Map<string, number> | undefined {
+  const kept = share.kept.pop();
+  if (kept === undefined) return undefined;
+  try {
+    Deno.renameSync(kept, rootDir);
+    return directoryInodes(join(rootDir, "store"));
+  } catch {
+    removeTree(rootDir);
+    removeTree(kept);
+    return undefined;
+  }
 }
 
 /** Copies a store file or symlink `host` to `dest`, keeping its mode and times. */

@@ -14,6 +14,7 @@ import {
   openCompressedLog,
   parseExportReferencesGraph,
   prepareSandbox,
+  releaseSandboxRoot,
   type SandboxShare,
   spawnBuilder,
   superviseBuilder,
@@ -179,13 +180,18 @@ export async function runRound(job: RoundJob, context: RoundContext): Promise<Ro
   }
 }
 
-/** Removes a round's directories (whatever they hold), in the background where asked to. */
+/**
+ * Done with a round's directories (whatever they hold): the build dir goes back to `buildDirs`,
+ * the sandbox root to the next sandbox where it can, else it is removed (in the background where
+ * asked to).
+ */
 export function removeRound(
   round: { buildDir?: string; rootDir?: string },
-  context: Pick<RoundContext, "background" | "buildDirs">,
+  context: Pick<RoundContext, "background" | "buildDirs" | "sandboxShare">,
 ): void {
   if (round.buildDir !== undefined) context.buildDirs.give(round.buildDir);
-  if (round.rootDir !== undefined) removeDir(round.rootDir, context);
+  if (round.rootDir === undefined) return;
+  if (!releaseSandboxRoot(context.sandboxShare, round.rootDir)) removeDir(round.rootDir, context);
 }
 
 /** Removes `dir` (whatever it holds), in the background where asked to. */

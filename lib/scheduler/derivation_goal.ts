@@ -130,6 +130,7 @@ async function buildLocked(
   const rounds = planned.check ? 1 : Math.max(1, settings.rounds);
   let staged: Staged | undefined;
   const leftovers: string[] = [];
+  let firstRoot: string | undefined;
   try {
     for (let n = 1; n <= rounds; n++) {
       let round: Round;
@@ -169,7 +170,7 @@ async function buildLocked(
       } finally {
         // The first round's sandbox holds the outputs until they are registered.
         const keepRoot = succeeded && n === 1 && round.rootDir !== undefined;
-        if (keepRoot) leftovers.push(round.rootDir!);
+        if (keepRoot) firstRoot = round.rootDir;
         finishRound(planned, keepRoot ? { ...round, rootDir: undefined } : round, context, {
           failed: !succeeded,
           validNow,
@@ -184,6 +185,7 @@ async function buildLocked(
     return { status: "built", outputs: wantedOutputs(), timesBuilt: rounds };
   } finally {
     for (const path of leftovers) removeDir(path, context);
+    if (firstRoot !== undefined) removeRound({ rootDir: firstRoot }, context);
   }
 }
 

@@ -17,10 +17,16 @@ export interface FileStat {
 /** A directory entry's type as the directory tells it: "other" for any other, or unknown. */
 export type EntryKind = "file" | "directory" | "symlink" | "other";
 
+/** A directory entry: its name, kind and, where known, inode number. */
+export type DirEntry = [name: string, kind: EntryKind, inode?: number];
+
 /** Stat, open, read and close, by path and by handle. Dispose of it when the walk ends. */
 export interface FileIo extends Disposable {
-  /** The entries of the directory at `path` (without `.` and `..`), in no particular order. */
-  readDir(path: string): [name: string, kind: EntryKind][];
+  /**
+   * The entries of the directory at `path` (without `.` and `..`), in no particular order, with
+   * their inode numbers where the directory tells them (libc's `getdents64` does).
+   */
+  readDir(path: string): DirEntry[];
   lstat(path: string): FileStat;
   open(path: string): number;
   /** Reads into `into`; returns the number of bytes read, 0 at the end of the file. */
@@ -53,7 +59,7 @@ class _DenoIo implements FileIo {
   readonly #files = new Map<number, Deno.FsFile>();
   #next = 0;
 
-  readDir(path: string): [string, EntryKind][] {
+  readDir(path: string): DirEntry[] {
     return Array.from(Deno.readDirSync(path), (e) => [
       e.name,
       e.isFile ? "file" : e.isDirectory ? "directory" : e.isSymlink ? "symlink" : "other",
@@ -148,11 +154,11 @@ class _LibcIo implements FileIo {
     this.#lib = lib;
   }
 
-  readDir(path: string): [string, EntryKind][] {
+  readDir(path: string): DirEntry[] {
     const c = this.#cPath(path);
     const fd = c ? this.#lib.symbols.open(c, O_RDONLY_CLOEXEC | O_DIRECTORY) : -1;
     if (fd < 0) return this.#fallback.readDir(path); // Deno's error
-    const entries: [string, EntryKind][] = [];
+    const entries: DirEntry[] = [];
     try {
       const { dirents, direntView } = this.#scratch;
       const size = BigInt(dirents.length);
@@ -173,7 +179,8 @@ class _LibcIo implements FileIo {
             );
           }
           if (name === "." || name === "..") continue;
-          entries.push([name, DIRENT_KINDS[dirents[at + 18]] ?? "other"]);
+          const inode = Number(direntView.getBigUint64(at, true));
+          entries.push([name, DIRENT_KINDS[dirents[at + 18]] ?? "other", inode]);
         }
       }
     } finally {
@@ -258,4 +265,18 @@ class _LibcIo implements FileIo {
     scratch.encoded = path;
     return scratch.path;
   }
+}
+
+/**
+ * The names in directory `path` with their inode numbers: through `getdents64` where libc can be
+ * called (no stat per entry), else a stat of each.
+ */
+export function directoryInodes(path: string): Map<string, number> {
+  using io = openFileIo();
+  return new Map(
+    io.readDir(path).map(([name, , inode]) => [
+      name,
+      inode ?? Deno.lstatSync(`${path}/${name}`).ino!,
+    ]),
+  );
 }

@@ -7,3 +7,4 @@ export * from "./metadata_db.ts";
 export * from "./import_nar.ts";
 export * from "./narinfo_cache.ts";
 export { lutimes, pathExists, removeTree } from "./_temp.ts";
+export { directoryInodes } from "./_file_io.ts";

@@ -190,6 +190,33 @@ Deno.test("kiln build -L prints the builder's lines prefixed with its name", () 
     assertStringIncludes(r.stderr, "loud> line1\nloud> line2\n");
   }));
 
+Deno.test({
+  name: "kiln build --sandbox: a build sees nothing an earlier one left or changed in its store",
+  ignore: !sandboxWorks,
+  fn: () =>
+    withStore(async (store, set) => {
+      // Sandbox stores are handed on from build to build (as root): what a builder litters or
+      // replaces there must be gone for the next one, which must see its inputs as they are.
+      const s = set.add({ name: "s", script: "/bin/ln -s /nowhere $out" });
+      const a = set.add({
+        name: "a",
+        inputs: [s],
+        script: `echo litter > $NIX_STORE/litter; /bin/rm -f ${s.outputs.out}; ` +
+          `echo fake > ${s.outputs.out}; echo a > $out`,
+      });
+      const b = set.add({
+        name: "b",
+        inputs: [a, s],
+        script: `test ! -e $NIX_STORE/litter || exit 3; test -L ${s.outputs.out} || exit 4; ` +
+          `echo b > $out`,
+      });
+      await addAll(store, set);
+      const r = await store.run(["build", "--sandbox", "-j1", b.path]);
+      assertEquals(r.code, 0, r.stderr);
+      assertEquals(Deno.readLinkSync(store.physical(s.outputs.out)), "/nowhere");
+    }),
+});
+
 Deno.test("kiln build without the sandbox needs store root '/'", async () => {
   const store = new KilnStore("/nix/store");
   try {

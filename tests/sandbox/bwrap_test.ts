@@ -139,7 +139,7 @@ Deno.test("bwrapArgs() mounts only the inputs prepareSandbox did not copy", () =
     buildDir: "/tmp/b",
     inputPaths: [INPUT, HIDDEN],
     copiedInputs: [HIDDEN],
-    share: { etcDir: "/s/etc", inputInfo: new Map() },
+    share: { etcDir: "/s/etc", dir: "/s", inputInfo: new Map(), kept: [], inodes: new Map() },
     fixedOutput: false,
   }).join(" ");
   assert(args.includes(`--ro-bind ${INPUT} ${INPUT}`), args);

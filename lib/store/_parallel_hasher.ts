@@ -19,7 +19,6 @@ import {
   type HashAlgorithm,
   type Hasher,
   hashSize,
-  type NarWriter,
   REGULAR_FILE_TOKENS,
 } from "../hashing/mod.ts";
 
@@ -277,7 +276,7 @@ export class ParallelHasher implements Disposable {
   /**
    * Has the thread read and hash `size` bytes of the file at `path`, in the order of everything
    * published, instead of the buffer last given out (which stays empty); without `size`, the
-   * file's whole NAR node (see {@link NarWriter.fileElsewhere}), after a stat of its own, the
+   * file's whole NAR node (see `NarWriter.fileElsewhere`), after a stat of its own, the
    * bytes of which {@link bytesElsewhere} counts. Returns the next buffer to fill. A failure to
    * read surfaces from a later call or from `digest`.
    */

@@ -145,10 +145,10 @@ export function prepareSandbox(config: BwrapConfig): Promise<string[]> {
   const copied: string[] = [];
   for (const path of config.inputPaths) {
     const host = hostPath(config, path);
-    let info = config.share?.inputInfo.get(path);
+    let info = share?.inputInfo.get(path);
     if (info === undefined) {
       info = Deno.lstatSync(host);
-      config.share?.inputInfo.set(path, info);
+      share?.inputInfo.set(path, info);
     }
     if (!info.isSymlink && !(info.isFile && info.size <= COPY_LIMIT)) continue;
     const name = basename(path);

@@ -4,7 +4,8 @@
  * fills 1 MiB slots of a shared ring and hands each over with `publish`; once the thread runs, a
  * file can instead be handed over by path (`publishFile`) and the thread reads it itself: the
  * walker does so for every large file, and for small ones while the thread is short of work
- * (`hungry`), so that the reading is shared between the two threads. From then on a slot holds a
+ * (`hungry`), so that the reading is shared between the two threads; such a small file the walker
+ * does not even stat: the thread writes the file's whole NAR node. From then on a slot holds a
  * program (bytes and files, in order) rather than bytes only, so that many small files need one
  * slot. The thread starts only once a few slots are queued (small inputs are hashed inline), and
  * if it cannot start, or is not ready when the input ends, the caller's thread hashes the queue.

@@ -103,6 +103,19 @@ Deno.test("openCompressedLog() with defer hands a small log's write over instead
   }
 });
 
+Deno.test("openCompressedLog() writes a silent builder's log as a gzip file of nothing", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const path = join(dir, "silent.drv" + LOG_FILE_EXTENSION);
+    await pumpBuildLog(streamOf(""), { logLines: 1, logFile: await openCompressedLog(path) });
+    assertEquals(gunzipSync(Deno.readFileSync(path)).length, 0);
+    const gzip = new Deno.Command("gzip", { args: ["-t", path] }).outputSync();
+    assertEquals(gzip.success, true, new TextDecoder().decode(gzip.stderr));
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
 Deno.test("openCompressedLog() streams a log once it outgrows its memory buffer", async () => {
   const dir = Deno.makeTempDirSync();
   try {

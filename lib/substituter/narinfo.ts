@@ -11,6 +11,7 @@ import {
   parseHash,
   parseStorePath,
   parseStorePathBaseName,
+  renderContentAddress,
 } from "../hashing/mod.ts";
 import { checkNarUrl } from "./_nar_url.ts";
 
@@ -285,6 +286,18 @@ export function isContentAddressed(storeDir: string, info: NarInfo): boolean {
     if (e instanceof TypeError) return false; // references a fixed output of its kind cannot have
     throw e;
   }
+}
+
+/**
+ * Whether `info` may be taken without a signature: it is content-addressed in a way that the NAR's
+ * hash, which every substitution checks against the NAR it unpacks, proves. That is a recursive
+ * sha256 content address (`fixed:r:sha256:`, as `nix-store --add` and most fixed outputs make)
+ * equal to its NarHash, without a reference to itself. Nix also takes text and flat content
+ * addresses unsigned, and hashes the contents again to check them; kiln asks for a signature there.
+ */
+export function isProvenByNarHash(storeDir: string, info: NarInfo): boolean {
+  return info.ca === renderContentAddress("nar", info.narHash) &&
+    !info.references.includes(info.storePath) && isContentAddressed(storeDir, info);
 }
 
 /** The narinfo text, field for field as Nix 2.8 writes it. */

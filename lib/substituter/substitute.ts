@@ -2,7 +2,7 @@
  * Substitution: fetching store paths from binary caches instead of building them, as Nix's
  * PathSubstitutionGoal. Caches are tried in the order of their priority (lower first); a cache's
  * narinfo is used only when it describes the requested path and, under `require-sigs`, carries a
- * signature by a trusted key or is content-addressed (its CA field yields its path). The NAR is streamed, decompressed, hashed and unpacked in one pass
+ * signature by a trusted key or is content-addressed in a way its NAR hash proves. The NAR is streamed, decompressed, hashed and unpacked in one pass
  * and registered only when it matches the narinfo; anything else is reported and the next cache
  * tried. A cache that cannot be reached is skipped for the rest of the run, with one warning.
  *
@@ -21,7 +21,7 @@ import {
   type PathInfo,
 } from "../store/mod.ts";
 import { type BinaryCache, isCacheUnavailable } from "./binary_cache.ts";
-import { isContentAddressed, type NarInfo } from "./narinfo.ts";
+import { isProvenByNarHash, type NarInfo } from "./narinfo.ts";
 import { fingerprintPath, type PublicKey, verifySignatures } from "./signing.ts";
 import { createLimiter } from "./_limit.ts";
 
@@ -252,8 +252,8 @@ export class Substituter {
       if (!(e instanceof SyntaxError || e instanceof RangeError)) throw e;
       return { kind: "rejected", why: e.message };
     }
-    // As Nix: a content-addressed path needs no signature (its NAR hash is checked all the same).
-    if (this.#options.requireSigs !== false && !isContentAddressed(cache.storeDir, info)) {
+    // A content-addressed path that its NAR hash proves needs no signature (as in Nix).
+    if (this.#options.requireSigs !== false && !isProvenByNarHash(cache.storeDir, info)) {
       if (!verifySignatures(fingerprintPath(storePath, info), info.sigs, this.#trustedKeys)) {
         return {
           kind: "rejected",

@@ -8,6 +8,7 @@ import {
 } from "../../lib/hashing/mod.ts";
 import {
   isContentAddressed,
+  isProvenByNarHash,
   type NarInfo,
   NarInfoSyntaxError,
   parseNarInfo,
@@ -238,4 +239,36 @@ Deno.test("isContentAddressed() holds only where the CA field yields the store p
   assertEquals(isContentAddressed(STORE, info(flat, flatCa)), true);
   // A flat fixed output cannot have references: claiming some proves nothing.
   assertEquals(isContentAddressed(STORE, info(flat, flatCa, [dep])), false);
+});
+
+Deno.test("isProvenByNarHash() holds only for a fixed:r:sha256 address equal to the NarHash", () => {
+  const narHash = hashBytes("sha256", "a NAR");
+  const path = makeFixedOutputPath(STORE, { method: "nar", hash: narHash, name: "s" });
+  const info = (changes: Partial<NarInfo>): NarInfo => ({
+    storePath: path,
+    url: "nar/x.nar",
+    compression: "none",
+    narHash,
+    narSize: 8,
+    references: [],
+    sigs: [],
+    ca: renderContentAddress("nar", narHash),
+    ...changes,
+  });
+  assertEquals(isProvenByNarHash(STORE, info({})), true);
+  // The NAR would have to hash to the address: another NarHash proves nothing.
+  assertEquals(isProvenByNarHash(STORE, info({ narHash: hashBytes("sha256", "other") })), false);
+  assertEquals(isProvenByNarHash(STORE, info({ ca: undefined })), false);
+  // Content addressed, but not by what the NAR hash shows: a signature is needed.
+  const text = makeTextPath(STORE, narHash, "t");
+  const textCa = renderContentAddress("text", narHash);
+  assertEquals(isContentAddressed(STORE, info({ storePath: text, ca: textCa })), true);
+  assertEquals(isProvenByNarHash(STORE, info({ storePath: text, ca: textCa })), false);
+  const own = makeFixedOutputPath(STORE, {
+    method: "nar",
+    hash: narHash,
+    name: "s",
+    selfReference: true,
+  });
+  assertEquals(isProvenByNarHash(STORE, info({ storePath: own, references: [own] })), false);
 });

@@ -89,7 +89,8 @@ self.onmessage = ({ data: { sab, algorithm, tokens } }) => {
   const statx = new Uint8Array(256);
   const statxView = new DataView(statx.buffer);
   const noPath = new Uint8Array(1);
-  const sizeBytes = new DataView(new ArrayBuffer(8));
+  const sizeBytes = new Uint8Array(8);
+  const sizeView = new DataView(sizeBytes.buffer);
   const zeros = new Uint8Array(8);
   let elsewhere = 0;
   // The file whose NUL-terminated path is at data[at, end), opened through libc where it can be.
@@ -137,9 +138,9 @@ self.onmessage = ({ data: { sab, algorithm, tokens } }) => {
         const start = info.executable ? tokens.executable : tokens.plain;
         size = info.size;
         pad = (8 - (size % 8)) % 8;
-        sizeBytes.setBigUint64(0, BigInt(size), true);
+        sizeView.setBigUint64(0, BigInt(size), true);
         hash.update(start);
-        hash.update(new Uint8Array(sizeBytes.buffer));
+        hash.update(sizeBytes);
         elsewhere += start.length + 8 + size + pad;
       }
       for (let left = size; left > 0;) {

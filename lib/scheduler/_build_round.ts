@@ -78,7 +78,7 @@ export interface RoundJob {
   outputPaths: Map<string, string>;
   fixedOutput: boolean;
   sandboxed: boolean;
-  /** The input closure (logical store paths). */
+  /** The input closure (logical store paths) that the sandbox shows; unused without it. */
   inputPaths: string[];
   logPath: string;
   signal: AbortSignal;

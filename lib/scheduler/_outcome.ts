@@ -13,18 +13,24 @@ import {
   type SubstituteOutcome,
 } from "./build_result.ts";
 import type { Goal } from "./_graph.ts";
+import type { BuildHooks } from "./worker.ts";
 
 /** How a goal function's promise settled. */
 export type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 /** Calls a goal function; a synchronous throw or a rejection becomes `{ ok: false }`. */
 export async function invoke(
-  fn: (path: string, signal: AbortSignal) => Promise<BuildOutcome | SubstituteOutcome>,
+  fn: (
+    path: string,
+    signal: AbortSignal,
+    hooks: BuildHooks,
+  ) => Promise<BuildOutcome | SubstituteOutcome>,
   path: string,
   signal: AbortSignal,
+  hooks: BuildHooks,
 ): Promise<Settled> {
   try {
-    return { ok: true, value: await fn(path, signal) };
+    return { ok: true, value: await fn(path, signal, hooks) };
   } catch (error) {
     return { ok: false, error };
   }

@@ -1,6 +1,6 @@
 /**
  * What a finished build produced, as Nix 2.8's `registerOutputs` examines it: each output is
- * canonicalised, hashed and scanned for references in one walk over its NAR; fixed outputs are
+ * canonicalised, then hashed and scanned for references in one walk over its NAR; fixed outputs are
  * checked against their declared hash; `allowedReferences` and friends (env or structured
  * `outputChecks`) are enforced. Failures are messages in Nix's words, not exceptions.
  */
@@ -37,9 +37,9 @@ export function referenceCandidates(
 }
 
 /**
- * Canonicalises the tree at `location` (the output `path` as built) and returns its NAR hash,
- * size and references among `candidates`; for a fixed output also its content hash. Throws a
- * TypeError for a file type a store cannot hold or a flat fixed output that is not a plain file.
+ * The NAR hash, size and references among `candidates` of the tree at `location` (the output
+ * `path` as built, canonicalised); for a fixed output also its content hash. Throws a TypeError
+ * for a flat fixed output that is not a plain file.
  */
 export function scanOutput(
   location: string,
@@ -55,7 +55,6 @@ export function scanOutput(
   if (fixed?.method === "nar" && fixed.hash.algorithm !== "sha256") {
     extra = createHasher(fixed.hash.algorithm);
   }
-  canonicaliseTree(location);
   const nar = hashPath(location, "sha256", {
     onChunk: (chunk) => {
       scanner.update(chunk);

@@ -4,6 +4,11 @@
  * clear stale files, run the builder (`rounds` times, or once more for `--check`), examine the
  * outputs and register them in one transaction, deriver = the `.drv`, ultimate.
  *
+ * An unsandboxed build with one round lets its dependents start once its outputs are final on
+ * disk (canonicalised), before they are hashed, checked and registered (see `BuildHooks`); such a
+ * dependent runs its builder while that happens, and reads the store's record of its inputs
+ * (closure, reference candidates) only afterwards.
+ *
  * Without the sandbox the builder writes the outputs at their real place, which needs the store's
  * physical root to be `/` and every output path to be free: a rebuild of a valid output (`--check`,
  * `--repair`, a partly valid derivation) needs the sandbox, whose outputs land in its own store
@@ -17,7 +22,7 @@ import { LOG_FILE_EXTENSION } from "../sandbox/mod.ts";
 import { pathExists, type PathInfo, removeTree } from "../store/mod.ts";
 import type { BuildOutcome, FailureOutcome } from "./build_result.ts";
 import type { BuildPlan, PlannedDerivation } from "./plan.ts";
-import type { BuildFunction } from "./worker.ts";
+import type { BuildFunction, BuildHooks } from "./worker.ts";
 import {
   outputLocation,
   removeDir,
@@ -31,6 +36,7 @@ import { ClosureCache } from "./_closure.ts";
 import { errorMessage } from "./_outcome.ts";
 import { builderFailure, goalName } from "./_failures.ts";
 import {
+  canonicaliseTree,
   checkOutputs,
   fixedOutputMismatch,
   referenceCandidates,
@@ -63,11 +69,11 @@ export function buildLogPath(logDir: string, drvPath: string): string {
 /** The scheduler's build function for the derivations of `context.plan`. */
 export function makeBuildFunction(context: DerivationGoalContext): BuildFunction {
   const run: RunState = { ...context, closures: new ClosureCache(context.store) };
-  return (drvPath, signal) => {
+  return (drvPath, signal, hooks) => {
     const planned = context.plan.derivations.get(drvPath);
     if (planned === undefined) throw new Error(`Internal error: '${drvPath}' is not planned`);
     const outputs = [...planned.outputPaths.values()];
-    return context.store.withPathLock(outputs, () => buildLocked(planned, signal, run));
+    return context.store.withPathLock(outputs, () => buildLocked(planned, signal, hooks, run));
   };
 }
 
@@ -90,6 +96,7 @@ function failure(reason: FailureOutcome["reason"], message: string): FailureOutc
 async function buildLocked(
   planned: PlannedDerivation,
   signal: AbortSignal,
+  hooks: BuildHooks,
   context: RunState,
 ): Promise<BuildOutcome> {
   const { store, settings } = context;
@@ -113,21 +120,31 @@ async function buildLocked(
   for (const [name, path] of outputPaths) {
     if (!store.isValidPath(path) && !validNow.has(name)) removeTree(store.physicalPath(path));
   }
-  const inputPaths = inputClosure(planned, context);
+  const cancelled = () => failure("cancelled", `build of '${drvPath}' was cancelled`);
+  // The input closure, once the inputs are registered: only the sandbox and the exported
+  // reference graphs need it before the builder starts.
+  const inputs = hooks.dependenciesRegistered.then((ok) =>
+    ok ? inputClosure(planned, context) : undefined
+  );
+  const inputsFirst = sandboxed || drv.env.has("exportReferencesGraph") || drv.env.has("__json");
+  const sandboxInputs = inputsFirst ? await inputs : [];
+  if (sandboxInputs === undefined) return cancelled();
   const job: RoundJob = {
     drvPath,
     drv,
     outputPaths,
     fixedOutput,
     sandboxed,
-    inputPaths,
+    inputPaths: sandboxInputs,
     logPath: buildLogPath(context.logDir, drvPath),
     signal,
   };
   // Outputs examined: with --check all of them, else those to register.
   const examined = [...outputPaths.keys()].filter((o) => planned.check || !validNow.has(o));
-  const candidates = referenceCandidates(store.storeDir, [...inputPaths, ...outputPaths.values()]);
+  let candidates: Map<string, string> | undefined;
   const rounds = planned.check ? 1 : Math.max(1, settings.rounds);
+  // Dependents may start once the outputs are in place for good.
+  const releaseEarly = !sandboxed && rounds === 1 && !planned.check;
   let staged: Staged | undefined;
   const leftovers: string[] = [];
   let firstRoot: string | undefined;
@@ -137,7 +154,7 @@ async function buildLocked(
       try {
         round = await runRound(job, context);
       } catch (error) {
-        if (signal.aborted) return failure("cancelled", `build of '${drvPath}' was cancelled`);
+        if (signal.aborted) return cancelled();
         return failure(
           "spawn-error",
           `Cannot start the builder of '${drvPath}': ${errorMessage(error)}`,
@@ -156,7 +173,20 @@ async function buildLocked(
             maxLogSize: settings.maxLogSize,
           });
         }
-        const collected = collect(planned, round, examined, candidates, context);
+        const inputPaths = await inputs;
+        if (inputPaths === undefined) return cancelled();
+        candidates ??= referenceCandidates(store.storeDir, [
+          ...inputPaths,
+          ...outputPaths.values(),
+        ]);
+        const locations = outputLocations(planned, round, examined, context);
+        if (typeof locations === "string") return failure("output-rejected", locations);
+        if (releaseEarly && hooks.outputsReady()) {
+          // The dependents just started reach their builders first (their way there awaits
+          // nothing but promises, commonly), and this build's checks overlap with them.
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+        const collected = collect(planned, locations, candidates);
         if ("status" in collected) return collected;
         const problem = n === 1
           ? await firstRoundProblem(planned, collected, context)
@@ -227,24 +257,43 @@ function inputClosure(planned: PlannedDerivation, context: RunState): string[] {
   return context.closures.closure(roots);
 }
 
-/** Scans the examined outputs of a successful round; a failure when one is missing or bad. */
-function collect(
+/**
+ * Where each examined output of a successful round is, canonicalised (final from then on); why
+ * not when one is missing or holds a file a store cannot.
+ */
+function outputLocations(
   planned: PlannedDerivation,
   round: Round,
   examined: string[],
-  candidates: Map<string, string>,
   context: DerivationGoalContext,
-): Staged | FailureOutcome {
-  const staged: Staged = { scanned: new Map(), locations: new Map() };
+): Map<string, string> | string {
+  const locations = new Map<string, string>();
   for (const name of examined) {
     const path = planned.outputPaths.get(name)!;
     const location = outputLocation(context.store, round, path);
     if (!pathExists(location)) {
-      return failure(
-        "output-rejected",
-        `builder for '${planned.path}' failed to produce output path for output '${name}' at '${path}'`,
-      );
+      return `builder for '${planned.path}' failed to produce output path for output '${name}' at '${path}'`;
     }
+    try {
+      canonicaliseTree(location);
+    } catch (error) {
+      if (!(error instanceof TypeError)) throw error;
+      return error.message;
+    }
+    locations.set(name, location);
+  }
+  return locations;
+}
+
+/** Scans the canonicalised outputs at `locations`; a failure when one is bad. */
+function collect(
+  planned: PlannedDerivation,
+  locations: Map<string, string>,
+  candidates: Map<string, string>,
+): Staged | FailureOutcome {
+  const staged: Staged = { scanned: new Map(), locations };
+  for (const [name, location] of locations) {
+    const path = planned.outputPaths.get(name)!;
     const output = planned.drv.outputs.get(name)!;
     try {
       staged.scanned.set(
@@ -258,7 +307,6 @@ function collect(
       if (!(error instanceof TypeError) || error.message.startsWith("Internal error")) throw error;
       return failure("output-rejected", error.message);
     }
-    staged.locations.set(name, location);
   }
   return staged;
 }

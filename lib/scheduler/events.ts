@@ -64,6 +64,11 @@ export class ProgressCounter {
     this.#counts[kind].running++;
   }
 
+  /** A running goal gave its slot back before it ended (a build registering its outputs). */
+  release(kind: GoalKind): void {
+    this.#counts[kind].running--;
+  }
+
   /** A goal ended; `wasRunning` when it held a slot. */
   finish(kind: GoalKind, result: BuildResult, wasRunning: boolean): void {
     const counts = this.#counts[kind];

@@ -5,6 +5,14 @@
  * free (builds: `max-jobs`, substitutions: `max-substitution-jobs`); among ready goals the one with
  * the longest chain of dependents still waiting goes first.
  *
+ * A build may start its dependents before it has registered its outputs (`outputsReady`): once
+ * they are final on disk the next builder can run while this one's are hashed, checked and
+ * registered, which takes a chain's registration off its critical path (no Nix scheduler does
+ * this). Only a dependent whose last dependency that was is started so, and it learns through
+ * `dependenciesRegistered` when it may register its own outputs; if the dependency then fails,
+ * the dependent is aborted and counts as failed by its dependency, as if it had never started.
+ * Its result is held back until the dependency has settled, so results keep Nix's order.
+ *
  * Failure policy (Nix 2.8): without keep-going, the first failure fails its dependents with
  * `N dependencies of derivation '<drv>' failed to build`, aborts the goals still running (Nix
  * clears `topGoals`, leaves its loop and kills the builders as the goals are destroyed) and starts
@@ -29,7 +37,30 @@ import {
 export type { GoalGraph, GoalNode } from "./_graph.ts";
 
 /** Builds the derivation `drvPath`; should settle soon after `signal` aborts. */
-export type BuildFunction = (drvPath: string, signal: AbortSignal) => Promise<BuildOutcome>;
+export type BuildFunction = (
+  drvPath: string,
+  signal: AbortSignal,
+  hooks: BuildHooks,
+) => Promise<BuildOutcome>;
+
+/** What the worker offers a running build besides its signal. */
+export interface BuildHooks {
+  /**
+   * The outputs are final on disk (not yet registered): dependents may start now, and this
+   * build's slot is free. True when dependents were started: the caller should then yield a
+   * macrotask before it goes on, so that they reach their builders first. Ignored after the
+   * first call, and held until this build's own `dependenciesRegistered` has settled.
+   */
+  outputsReady(): boolean;
+  /**
+   * Settles true once the dependencies are all registered (at once, unless one of them started
+   * this build early); false when one of them failed, and this build is aborted. Outputs must not
+   * be registered before.
+   */
+  dependenciesRegistered: Promise<boolean>;
+}
+
+const REGISTERED = Promise.resolve(true);
 /** Substitutes `storePath`; should settle soon after `signal` aborts. */
 export type SubstituteFunction = (
   storePath: string,
@@ -149,7 +180,8 @@ class Run {
       while (!this.#stopping) {
         const goal = pool.take();
         if (goal === undefined) break;
-        this.#launch(goal);
+        if (goal.state === "ready") this.#launch(goal);
+        else pool.release(); // failed by the dependency that started it early
       }
     }
   }
@@ -170,20 +202,56 @@ class Run {
     const fn = kind === "build"
       ? this.#options.build
       : (this.#options.substitute ?? noSubstituters);
-    invoke(fn, goal.path, goal.controller.signal)
+    const hooks: BuildHooks = {
+      outputsReady: () => this.#outputsReady(goal),
+      dependenciesRegistered: goal.dependencyOutcome?.promise ?? REGISTERED,
+    };
+    invoke(fn, goal.path, goal.controller.signal, hooks)
       .then((settled) => this.#settle(goal, settled))
       .catch((error) => this.#reject(error));
   }
 
-  #settle(goal: Goal, settled: Settled): void {
-    this.#running.delete(goal);
+  /** A build's outputs are on disk: the dependents it is the last dependency of may start. */
+  #outputsReady(goal: Goal): boolean {
+    if (goal.state !== "running" || goal.early || this.#stopping) return false;
+    if (goal.earlyDependency !== undefined) {
+      // Asked again once that dependency has settled (successfully: else this goal is doomed).
+      void goal.dependencyOutcome!.promise.then((ok) => ok && this.#outputsReady(goal));
+      return false;
+    }
+    goal.early = true;
     this.#pools[goal.node.kind].release();
-    const result = resultOf(goal, settled, {
+    this.#progress.release(goal.node.kind);
+    const started: Goal[] = [];
+    for (const dependent of goal.dependents) {
+      if (dependent.state !== "waiting" || dependent.pending !== 1) continue;
+      if (dependent.failedDependencies > 0) continue;
+      dependent.pending = 0;
+      dependent.earlyDependency = goal;
+      dependent.dependencyOutcome = Promise.withResolvers();
+      started.push(dependent);
+      this.#makeReady(dependent);
+    }
+    goal.startedEarly = started;
+    this.#pump();
+    return started.length > 0;
+  }
+
+  #settle(goal: Goal, settled: Settled): void {
+    if (goal.earlyDependency !== undefined) {
+      goal.heldBack = settled;
+      return;
+    }
+    this.#running.delete(goal);
+    if (!goal.early) this.#pools[goal.node.kind].release();
+    const result = goal.doomed ? dependencyFailedResult(goal) : resultOf(goal, settled, {
       times: { startTime: goal.startTime, stopTime: this.#now() },
       aborted: goal.controller!.signal.aborted,
     });
-    this.#record(goal, result, true);
+    this.#record(goal, result, !goal.early);
+    this.#settleStartedEarly(goal, result.status !== "failed");
     if (result.status !== "failed") this.#releaseDependents(goal);
+    else if (goal.doomed) this.#failDependents(goal);
     else if (!this.#stopping) {
       this.#failDependents(goal);
       if (!this.#options.keepGoing) {
@@ -192,6 +260,32 @@ class Run {
     }
     this.#pump();
     this.#checkFinished();
+  }
+
+  /**
+   * `goal` has settled: the dependents it started early may register (or, when it failed, are
+   * aborted as failed by it), and those that finished meanwhile are settled now.
+   */
+  #settleStartedEarly(goal: Goal, succeeded: boolean): void {
+    for (const dependent of goal.startedEarly ?? []) {
+      dependent.earlyDependency = undefined;
+      dependent.dependencyOutcome!.resolve(succeeded);
+      if (!succeeded) {
+        dependent.failedDependencies++;
+        if (dependent.state === "ready") {
+          this.#recordDependencyFailure(dependent);
+          this.#failDependents(dependent);
+          continue;
+        }
+        dependent.doomed = true;
+        dependent.controller!.abort(
+          new DOMException(`Stopped because '${goal.path}' failed`, "AbortError"),
+        );
+      }
+      const heldBack = dependent.heldBack;
+      dependent.heldBack = undefined;
+      if (heldBack !== undefined) this.#settle(dependent, heldBack);
+    }
   }
 
   #record(goal: Goal, result: BuildResult, wasRunning: boolean): void {

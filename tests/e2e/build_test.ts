@@ -4,6 +4,7 @@ import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
 import { addAll, DrvSet, withStore } from "./_drv.ts";
 import { KilnStore } from "../_kiln.ts";
 import { printDerivation } from "../../lib/derivation/mod.ts";
+import { pathExists } from "../../lib/store/mod.ts";
 
 const sandboxWorks = (await probeSandbox()).ok;
 
@@ -163,6 +164,32 @@ Deno.test("kiln build rejects outputs that break allowedReferences, or that are 
     // Nothing of a rejected build stays behind.
     for (const p of [b.outputs.out, c.outputs.out]) {
       assertEquals((await store.run(["store", "path-info", p])).code, 1);
+    }
+  }));
+
+Deno.test("kiln build fails a dependent started early when its dependency's output is rejected", () =>
+  withStore(async (store, set) => {
+    const a = set.add({ name: "a", script: "echo a > $out" });
+    // b's builder succeeds, so c starts as soon as b's output is in place; b's check then fails.
+    const b = set.add({
+      name: "b",
+      inputs: [a],
+      env: { allowedReferences: "" },
+      script: `echo ${a.outputs.out} > $out`,
+    });
+    const c = set.add({ name: "c", inputs: [b], script: "echo c > $out; exec sleep 30" });
+    await addAll(store, set);
+    for (const flags of [[], ["--keep-going"]]) {
+      const r = await store.run(["build", "--no-sandbox", ...flags, c.path, "--json"]);
+      assertEquals(r.code, 1, r.stderr);
+      assertStringIncludes(r.stderr, `error: output '${b.outputs.out}' is not allowed to refer`);
+      assertStringIncludes(r.stderr, `building '${c.path}'...`, "c did not start early");
+      const results = JSON.parse(r.stdout);
+      assertEquals(results[0].status, "DependencyFailed", r.stdout);
+      assertEquals(results[0].errorMsg, `1 dependencies of derivation '${c.path}' failed to build`);
+      // The builder of c was stopped and its output removed, not registered.
+      assertEquals((await store.run(["store", "path-info", c.outputs.out])).code, 1);
+      assert(!pathExists(store.physical(c.outputs.out)), "c's output is left behind");
     }
   }));
 

@@ -1,6 +1,7 @@
 /** Goal functions the tests drive by hand: every call waits until the test settles it. */
 
 import type {
+  BuildHooks,
   BuildOutcome,
   GoalKind,
   GoalNode,
@@ -10,6 +11,8 @@ import type {
 interface Call {
   path: string;
   signal: AbortSignal;
+  /** A build's hooks (substitutions have none). */
+  hooks?: BuildHooks;
   resolve(outcome: BuildOutcome | SubstituteOutcome): void;
   reject(error: unknown): void;
 }
@@ -24,17 +27,24 @@ export class ManualWork {
   #unreadHead = 0;
   #waiter: ((path: string) => void) | undefined;
 
-  readonly build = (path: string, signal: AbortSignal): Promise<BuildOutcome> =>
-    this.#call(path, signal) as Promise<BuildOutcome>;
+  readonly build = (
+    path: string,
+    signal: AbortSignal,
+    hooks: BuildHooks,
+  ): Promise<BuildOutcome> => this.#call(path, signal, hooks) as Promise<BuildOutcome>;
   readonly substitute = (path: string, signal: AbortSignal): Promise<SubstituteOutcome> =>
     this.#call(path, signal) as Promise<SubstituteOutcome>;
 
-  #call(path: string, signal: AbortSignal): Promise<BuildOutcome | SubstituteOutcome> {
+  #call(
+    path: string,
+    signal: AbortSignal,
+    hooks?: BuildHooks,
+  ): Promise<BuildOutcome | SubstituteOutcome> {
     this.calls.push(path);
     this.running++;
     this.maxRunning = Math.max(this.maxRunning, this.running);
     const promise = new Promise<BuildOutcome | SubstituteOutcome>((resolve, reject) => {
-      this.#open.set(path, { path, signal, resolve, reject });
+      this.#open.set(path, { path, signal, hooks, resolve, reject });
     });
     const waiter = this.#waiter;
     this.#waiter = undefined;
@@ -56,6 +66,11 @@ export class ManualWork {
     const paths: string[] = [];
     for (let i = 0; i < n; i++) paths.push(await this.nextCall());
     return paths;
+  }
+
+  /** The hooks the build function for `path` got. */
+  hooksOf(path: string): BuildHooks {
+    return this.#take(path, false).hooks!;
   }
 
   /** The signal the goal function for `path` got. */

@@ -485,3 +485,111 @@ Deno.test("runGoals() with maxJobs 0 still substitutes", async () => {
   });
   assertEquals(results.get("p")!.status, "substituted");
 });
+
+Deno.test("runGoals() starts a dependent early once its last dependency's outputs are ready", async () => {
+  const graph = graphOf({ top: ["mid", "side"], mid: ["low"], low: [], side: [] });
+  const work = new ManualWork();
+  const events: string[] = [];
+  const run = runGoals(graph, ["top"], {
+    build: work.build,
+    maxJobs: 1,
+    onEvent: (e) => events.push(`${e.type} ${e.path} running=${e.progress.build.running}`),
+  });
+  const first = await work.nextCall();
+  assertEquals(first, "low", "the longest chain goes first");
+  assertEquals(await work.hooksOf("low").dependenciesRegistered, true);
+  // Its slot is free now: with one job, mid (whose last dependency low is) starts at once.
+  assertEquals(work.hooksOf("low").outputsReady(), true);
+  assertEquals(await work.nextCall(), "mid");
+  assertEquals(work.hooksOf("low").outputsReady(), false, "a second call does nothing");
+  let registered: boolean | undefined;
+  work.hooksOf("mid").dependenciesRegistered.then((ok) => registered = ok);
+  await Promise.resolve();
+  assertEquals(registered, undefined, "mid may not register before low has");
+  // mid finishes first: its result waits for low's.
+  work.succeed("mid");
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assertEquals(events.filter((e) => e.startsWith("finished")), []);
+  work.succeed("low");
+  assertEquals(await work.nextCall(), "side");
+  assertEquals(registered, true);
+  // side is not top's last dependency yet... it is now (mid has settled): top starts early.
+  assertEquals(work.hooksOf("side").outputsReady(), true);
+  assertEquals(await work.nextCall(), "top");
+  work.succeed("side");
+  work.succeed("top");
+  const results = await run;
+  assertEquals(statuses(results), { top: "built", mid: "built", low: "built", side: "built" });
+  assertEquals(events, [
+    "started low running=1",
+    "started mid running=1",
+    "finished low running=1",
+    "finished mid running=0",
+    "started side running=1",
+    "started top running=1",
+    "finished side running=1",
+    "finished top running=0",
+  ]);
+});
+
+Deno.test("runGoals() starts early only the dependents whose last dependency it is", async () => {
+  const graph = graphOf({ top: ["a", "b"], a: [], b: [] });
+  const work = new ManualWork();
+  const run = runGoals(graph, ["top"], { build: work.build, maxJobs: 2 });
+  await work.nextCalls(2);
+  assertEquals(work.hooksOf("a").outputsReady(), false, "top still waits for b");
+  work.succeed("b");
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assertEquals(work.calls, ["a", "b"], "a has not settled: top waits for it");
+  work.succeed("a");
+  assertEquals(await work.nextCall(), "top");
+  assertEquals(await work.hooksOf("top").dependenciesRegistered, true);
+  work.succeed("top");
+  assertEquals((await run).get("top")!.status, "built");
+});
+
+Deno.test("runGoals() fails a dependent started early when its dependency then fails", async () => {
+  for (const keepGoing of [false, true]) {
+    const graph = graphOf({ top: ["mid"], mid: ["low"], low: [] });
+    const work = new ManualWork();
+    const run = runGoals(graph, ["top"], { build: work.build, maxJobs: 1, keepGoing });
+    await work.nextCall();
+    work.hooksOf("low").outputsReady();
+    assertEquals(await work.nextCall(), "mid");
+    const aborted = work.aborted("mid");
+    work.fail("low", { reason: "output-rejected", message: "output of 'low' is not allowed" });
+    await aborted;
+    assertEquals(await work.hooksOf("mid").dependenciesRegistered, false);
+    work.fail("mid", { reason: "cancelled", message: "build of 'mid' was cancelled" });
+    const results = await run;
+    assertEquals(statuses(results), {
+      top: "failed:dependency-failed",
+      mid: "failed:dependency-failed",
+      low: "failed:output-rejected",
+    }, `keepGoing ${keepGoing}`);
+    assertEquals(messageOf(results, "mid"), "1 dependencies of derivation 'mid' failed to build");
+  }
+});
+
+Deno.test("runGoals() fails a dependent started early but still queued when its dependency fails", async () => {
+  // One job: when low's outputs are ready, x (a longer chain) takes the slot and mid waits.
+  const graph = graphOf({ top: ["w", "mid"], mid: ["low"], low: [], w: ["x"], x: [] });
+  const work = new ManualWork();
+  const run = runGoals(graph, ["top"], { build: work.build, maxJobs: 1, keepGoing: true });
+  assertEquals(await work.nextCall(), "low");
+  assertEquals(work.hooksOf("low").outputsReady(), true);
+  assertEquals(await work.nextCall(), "x");
+  work.fail("low");
+  work.succeed("x");
+  assertEquals(await work.nextCall(), "w");
+  work.succeed("w");
+  const results = await run;
+  assertEquals(work.calls, ["low", "x", "w"], "mid never ran");
+  assertEquals(statuses(results), {
+    top: "failed:dependency-failed",
+    mid: "failed:dependency-failed",
+    low: "failed:exit-non-zero",
+    w: "built",
+    x: "built",
+  });
+});

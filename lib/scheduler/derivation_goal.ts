@@ -121,13 +121,16 @@ async function buildLocked(
     if (!store.isValidPath(path) && !validNow.has(name)) removeTree(store.physicalPath(path));
   }
   const cancelled = () => failure("cancelled", `build of '${drvPath}' was cancelled`);
-  // The input closure, once the inputs are registered: only the sandbox and the exported
-  // reference graphs need it before the builder starts.
-  const inputs = hooks.dependenciesRegistered.then((ok) =>
-    ok ? inputClosure(planned, context) : undefined
-  );
+  // The input closure and the reference candidates, once the inputs are registered (commonly
+  // while the builder runs): only the sandbox and the exported reference graphs need them first.
+  const inputs = hooks.dependenciesRegistered.then((ok) => {
+    if (!ok) return undefined;
+    const paths = inputClosure(planned, context);
+    const candidates = referenceCandidates(store.storeDir, [...paths, ...outputPaths.values()]);
+    return { paths, candidates };
+  });
   const inputsFirst = sandboxed || drv.env.has("exportReferencesGraph") || drv.env.has("__json");
-  const sandboxInputs = inputsFirst ? await inputs : [];
+  const sandboxInputs = inputsFirst ? (await inputs)?.paths : [];
   if (sandboxInputs === undefined) return cancelled();
   const job: RoundJob = {
     drvPath,
@@ -141,7 +144,6 @@ async function buildLocked(
   };
   // Outputs examined: with --check all of them, else those to register.
   const examined = [...outputPaths.keys()].filter((o) => planned.check || !validNow.has(o));
-  let candidates: Map<string, string> | undefined;
   const rounds = planned.check ? 1 : Math.max(1, settings.rounds);
   // Dependents may start once the outputs are in place for good.
   const releaseEarly = !sandboxed && rounds === 1 && !planned.check;
@@ -173,12 +175,8 @@ async function buildLocked(
             maxLogSize: settings.maxLogSize,
           });
         }
-        const inputPaths = await inputs;
-        if (inputPaths === undefined) return cancelled();
-        candidates ??= referenceCandidates(store.storeDir, [
-          ...inputPaths,
-          ...outputPaths.values(),
-        ]);
+        const { candidates } = (await inputs) ?? {};
+        if (candidates === undefined) return cancelled();
         const locations = outputLocations(planned, round, examined, context);
         if (typeof locations === "string") return failure("output-rejected", locations);
         if (releaseEarly && hooks.outputsReady()) {

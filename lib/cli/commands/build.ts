@@ -252,6 +252,7 @@ async function resolveBuildSettings(
     }
   }
   const cores = settings.getInt("cores");
+  const sandboxPaths = settings.getList("sandbox-paths");
   return {
     cores: cores === 0 ? navigator.hardwareConcurrency : cores,
     timeout: settings.getInt("timeout"),
@@ -259,7 +260,8 @@ async function resolveBuildSettings(
     logLines: settings.getInt("log-lines"),
     maxLogSize: settings.getInt("max-build-log-size"),
     sandbox,
-    sandboxPaths: withElfDependencies(settings.getList("sandbox-paths")),
+    // What a sandboxed builder loads (`ld.so --list`, a process) matters only in a sandbox.
+    sandboxPaths: sandbox === "off" ? sandboxPaths : withElfDependencies(sandboxPaths),
     sandboxBuildDir: settings.get("sandbox-build-dir"),
     keepFailed: settings.getBool("keep-failed"),
     rounds: options.rounds,

@@ -249,8 +249,8 @@ class Run {
       aborted: goal.controller!.signal.aborted,
     });
     this.#record(goal, result, !goal.early);
-    this.#settleStartedEarly(goal, result.status !== "failed");
-    if (result.status !== "failed") this.#releaseDependents(goal);
+    const succeeded = result.status !== "failed";
+    if (succeeded) this.#releaseDependents(goal);
     else if (goal.doomed) this.#failDependents(goal);
     else if (!this.#stopping) {
       this.#failDependents(goal);
@@ -258,6 +258,8 @@ class Run {
         this.#stop(new DOMException(`Stopped because '${goal.path}' failed`, "AbortError"));
       }
     }
+    // Last: settling a held-back dependent may end the run.
+    this.#settleStartedEarly(goal, succeeded);
     this.#pump();
     this.#checkFinished();
   }

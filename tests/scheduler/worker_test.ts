@@ -593,3 +593,24 @@ Deno.test("runGoals() fails a dependent started early but still queued when its 
     x: "built",
   });
 });
+
+Deno.test("runGoals() settles a held-back dependent after the rest of its dependency's dependents", async () => {
+  // keep-going: d already has a failed dependency, so only m starts early; m finishes first.
+  const graph = graphOf({ m: ["g"], d: ["g", "f"], g: [], f: [] });
+  const work = new ManualWork();
+  const run = runGoals(graph, ["m", "d"], { build: work.build, maxJobs: 2, keepGoing: true });
+  assertEquals((await work.nextCalls(2)).sort(), ["f", "g"]);
+  work.fail("f");
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assertEquals(work.hooksOf("g").outputsReady(), true);
+  assertEquals(await work.nextCall(), "m");
+  work.succeed("m");
+  work.succeed("g");
+  const results = await run;
+  assertEquals(statuses(results), {
+    m: "built",
+    d: "failed:dependency-failed",
+    g: "built",
+    f: "failed:exit-non-zero",
+  });
+});

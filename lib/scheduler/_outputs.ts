@@ -13,7 +13,7 @@ import {
   ReferenceScanner,
   storePathHashPart,
 } from "../hashing/mod.ts";
-import { hashPath, type LocalStore, lutimes } from "../store/mod.ts";
+import { hashFile, hashPath, type LocalStore, lutimes } from "../store/mod.ts";
 
 /** One output after the build: its NAR hash and size and the store paths it refers to. */
 export interface ScannedOutput {
@@ -106,13 +106,7 @@ function hashFlatFile(location: string, path: string, algorithm: Hash["algorithm
       `output path '${path}' should be a non-executable regular file since recursive hashing is not enabled (outputHashMode=flat)`,
     );
   }
-  const hasher = createHasher(algorithm);
-  using file = Deno.openSync(location);
-  const buffer = new Uint8Array(1 << 20);
-  for (let n = file.readSync(buffer); n !== null && n > 0; n = file.readSync(buffer)) {
-    hasher.update(buffer.subarray(0, n));
-  }
-  return hasher.digest();
+  return hashFile(location, algorithm);
 }
 
 /** Nix's fixed-output hash mismatch message, or undefined when the hash is the declared one. */

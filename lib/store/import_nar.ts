@@ -19,7 +19,8 @@ export class NarMismatchError extends RangeError {
  * Unpacks `nar` as `info.path` and registers it with `info`, unless the path is valid already
  * (then returns false and reads nothing). Every reference but the path itself must be valid.
  * Throws NarMismatchError when the NAR's hash or size differs from `info` (reading stops as soon
- * as it is longer), and passes on the stream's own errors (truncation, corrupt data, abort).
+ * as it is longer), and passes on the stream's own errors (truncation, corrupt data, abort) and
+ * those of `check`.
  */
 export async function importNar(
   store: LocalStore,
@@ -28,6 +29,8 @@ export async function importNar(
     /** The NAR, and its sha256 when the bytes were hashed on their way (not hashed again). */
     nar: () => Promise<{ nar: AsyncIterable<Uint8Array>; narHash?: Hash }>;
     signal?: AbortSignal;
+    /** Looks at the unpacked tree (a temporary path) once its NAR matched; throws to refuse it. */
+    check?: (path: string) => void;
   },
 ): Promise<boolean> {
   if (store.isValidPath(info.path)) return false;
@@ -60,6 +63,7 @@ export async function importNar(
           `NAR size mismatch for '${info.path}': expected ${info.narSize}, got ${got.narSize}`,
         );
       }
+      options.check?.(temp);
       removeTree(dest); // an invalid path's file is garbage left by a crash
       Deno.renameSync(temp, dest);
       try {

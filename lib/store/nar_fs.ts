@@ -126,6 +126,17 @@ export function hashPath(
   return { hash, size: writer.size + hasher.bytesElsewhere };
 }
 
+/** The hash of the contents of the regular file at `path` (a flat hash, as Nix's `hashFile`). */
+export function hashFile(path: string, algorithm: HashAlgorithm): Hash {
+  const hasher = createHasher(algorithm);
+  using file = Deno.openSync(path);
+  const buffer = new Uint8Array(1 << 20);
+  for (let n = file.readSync(buffer); n !== null && n > 0; n = file.readSync(buffer)) {
+    hasher.update(buffer.subarray(0, n));
+  }
+  return hasher.digest();
+}
+
 /** How {@link ingestPath} hashes and copies. */
 export interface IngestOptions {
   /** `nar`: `hash` is of the NAR; `flat`: of the file's contents (src must be a regular file). */

@@ -5,13 +5,13 @@
  */
 
 import {
+  type FileIngestionMethod,
   type Hash,
   makeFixedOutputPath,
   makeTextPath,
   parseHash,
   parseStorePath,
   parseStorePathBaseName,
-  renderContentAddress,
 } from "../hashing/mod.ts";
 import { checkNarUrl } from "./_nar_url.ts";
 
@@ -289,15 +289,30 @@ export function isContentAddressed(storeDir: string, info: NarInfo): boolean {
 }
 
 /**
- * Whether `info` may be taken without a signature: it is content-addressed in a way that the NAR's
- * hash, which every substitution checks against the NAR it unpacks, proves. That is a recursive
- * sha256 content address (`fixed:r:sha256:`, as `nix-store --add` and most fixed outputs make)
- * equal to its NarHash, without a reference to itself. Nix also takes text and flat content
- * addresses unsigned, and hashes the contents again to check them; kiln asks for a signature there.
+ * Whether `info` may be taken without a signature, as Nix takes it: its CA field yields its store
+ * path, and the import checks the contents against that CA field ({@link contentCheck}). A path
+ * that refers to itself is not taken so: Nix hashes such contents modulo their own hash part,
+ * which kiln does not, so it asks for a signature there.
  */
-export function isProvenByNarHash(storeDir: string, info: NarInfo): boolean {
-  return info.ca === renderContentAddress("nar", info.narHash) &&
-    !info.references.includes(info.storePath) && isContentAddressed(storeDir, info);
+export function provesItself(storeDir: string, info: NarInfo): boolean {
+  return contentCheck(info) !== undefined && isContentAddressed(storeDir, info);
+}
+
+/** What the contents of a content-addressed path hash to: its CA field, taken apart. */
+export interface ContentCheck {
+  /** `text` and `flat` hash the file's contents, `nar` its NAR serialisation. */
+  method: "text" | FileIngestionMethod;
+  hash: Hash;
+}
+
+/**
+ * What an import must find the unpacked contents of `info` to hash to (Nix checks this whenever it
+ * adds a path with a CA field), or undefined: no CA field, or a reference to itself.
+ */
+export function contentCheck(info: NarInfo): ContentCheck | undefined {
+  if (info.ca === undefined || info.references.includes(info.storePath)) return undefined;
+  const m = /^(text|fixed):(r:)?(.+)$/.exec(info.ca)!;
+  return { method: m[1] === "text" ? "text" : m[2] ? "nar" : "flat", hash: parseHash(m[3]) };
 }
 
 /** The narinfo text, field for field as Nix 2.8 writes it. */

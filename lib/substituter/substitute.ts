@@ -14,14 +14,17 @@
 import { storePathHashPart } from "../hashing/mod.ts";
 import {
   DEFAULT_NARINFO_TTLS,
+  hashFile,
+  hashPath,
   importNar,
   type LocalStore,
+  NarMismatchError,
   type NarInfoDiskCache,
   type NarInfoTtls,
   type PathInfo,
 } from "../store/mod.ts";
 import { type BinaryCache, isCacheUnavailable } from "./binary_cache.ts";
-import { isProvenByNarHash, type NarInfo } from "./narinfo.ts";
+import { type ContentCheck, contentCheck, type NarInfo, provesItself } from "./narinfo.ts";
 import { fingerprintPath, type PublicKey, verifySignatures } from "./signing.ts";
 import { createLimiter } from "./_limit.ts";
 
@@ -171,10 +174,12 @@ export class Substituter {
         continue;
       }
       const info = lookup.info;
+      const check = contentCheck(info);
       try {
         await importNar(this.#store, toPathInfo(info, this.#now()), {
           nar: () => cache.readNar(info, signal),
           signal,
+          check: check && ((path) => checkContents(path, info, check)),
         });
         return { status: "substituted" };
       } catch (e) {
@@ -252,8 +257,8 @@ export class Substituter {
       if (!(e instanceof SyntaxError || e instanceof RangeError)) throw e;
       return { kind: "rejected", why: e.message };
     }
-    // A content-addressed path that its NAR hash proves needs no signature (as in Nix).
-    if (this.#options.requireSigs !== false && !isProvenByNarHash(cache.storeDir, info)) {
+    // A content-addressed path, whose contents the import checks, needs no signature (as in Nix).
+    if (this.#options.requireSigs !== false && !provesItself(cache.storeDir, info)) {
       if (!verifySignatures(fingerprintPath(storePath, info), info.sigs, this.#trustedKeys)) {
         return {
           kind: "rejected",
@@ -293,6 +298,26 @@ export class Substituter {
   #now(): number {
     return this.#options.now?.() ?? Math.floor(Date.now() / 1000);
   }
+}
+
+/**
+ * Nix's check of a content-addressed path it adds (`hashCAPath`): the unpacked contents at `path`
+ * hash to what the CA field says. A recursive sha256 address is the NAR hash, checked already.
+ */
+function checkContents(path: string, info: NarInfo, check: ContentCheck): void {
+  const { method, hash } = check;
+  let got;
+  if (method === "nar") {
+    got = hash.algorithm === "sha256" ? info.narHash : hashPath(path, hash.algorithm).hash;
+  } else if (Deno.lstatSync(path).isFile) {
+    got = hashFile(path, hash.algorithm);
+  }
+  if (got !== undefined && got.equals(hash)) return;
+  throw new NarMismatchError(
+    `ca hash mismatch importing path '${info.storePath}': specified ${hash.toNix32Prefixed()}, got ${
+      got === undefined ? "no regular file" : got.toNix32Prefixed()
+    }`,
+  );
 }
 
 /** The local store's record of a substituted path: trusted for its signatures, not ultimate. */

@@ -104,29 +104,76 @@ Deno.test({
       });
 
       await t.step(
-        "an unsigned cache: paths their NAR hash proves come, others are refused",
+        "an unsigned cache: content-addressed paths come, checked; others are refused",
         async () => {
-          // As Nix: nix-store --add makes a path whose CA field (fixed:r:sha256, its NAR hash)
-          // yields it, which needs no signature; an input-addressed one does, and so (in kiln,
-          // unlike Nix, which hashes the contents again) does a text one (builtins.toFile).
+          // As Nix: a path whose CA field yields it needs no signature (nix-store --add makes
+          // fixed:r:sha256, --add-fixed a flat one, builtins.toFile a text one), and its contents
+          // are checked against that field; an input-addressed path needs a signature.
           const file = Deno.makeTempFileSync({ dir: nix.root });
           Deno.writeTextFileSync(file, "added\n");
           const added = (await nix.run("nix-store", ["--add", file])).trim();
+          const flat = (await nix.run("nix-store", ["--add-fixed", "sha256", file])).trim();
           const source = [...expected.keys()].find((p) => p.endsWith("-src-3"))!;
           const unsigned = join(nix.root, "unsigned-cache");
-          await nix.run("nix", ["copy", "--to", `file://${unsigned}`, added, source, top]);
+          await nix.run("nix", [
+            "copy",
+            "--to",
+            `file://${unsigned}?compression=none`,
+            added,
+            flat,
+            source,
+            top,
+          ]);
           const other = new KilnStore(nix.storeDir);
           try {
-            await other.ok(["copy", "--from", `file://${unsigned}`, added]);
-            const infos = JSON.parse(await other.ok(["store", "path-info", "--json", added]));
-            assertMatch(infos[added].ca, /^fixed:r:sha256:/);
-            for (const path of [source, top]) {
-              const refused = await other.run(["copy", "--from", `file://${unsigned}`, path]);
-              assertEquals(refused.code, 1);
-              assertMatch(refused.stderr, /is not signed/);
+            const cas = [/^fixed:r:sha256:/, /^fixed:sha256:/, /^text:sha256:/];
+            for (const [i, path] of [added, flat, source].entries()) {
+              await other.ok(["copy", "--from", `file://${unsigned}`, path]);
+              const infos = JSON.parse(await other.ok(["store", "path-info", "--json", path]));
+              assertMatch(infos[path].ca, cas[i]);
             }
+            const refused = await other.run(["copy", "--from", `file://${unsigned}`, top]);
+            assertEquals(refused.code, 1);
+            assertMatch(refused.stderr, /is not signed/);
           } finally {
             other.cleanup();
+          }
+          // A text path whose NAR the narinfo describes, but whose contents are not its own.
+          const forged = join(nix.root, "forged-cache");
+          await nix.run("nix", ["copy", "--to", `file://${forged}?compression=none`, source]);
+          const other2 = new KilnStore(nix.storeDir);
+          try {
+            const name = `${
+              source.slice(nix.storeDir.length + 1, nix.storeDir.length + 33)
+            }.narinfo`;
+            const narinfo = Deno.readTextFileSync(join(forged, name));
+            const wrong = Deno.makeTempFileSync({ dir: nix.root });
+            Deno.writeTextFileSync(wrong, "not the source\n");
+            const nar = new TextEncoder().encode(await nix.run("nix-store", ["--dump", wrong]));
+            Deno.writeFileSync(join(forged, "nar", "forged.nar"), nar);
+            const narHash = (await nix.run("nix-hash", [
+              "--type",
+              "sha256",
+              "--base32",
+              "--flat",
+              join(forged, "nar", "forged.nar"),
+            ])).trim();
+            Deno.writeTextFileSync(
+              join(forged, name),
+              narinfo.replace(/^URL: .*$/m, "URL: nar/forged.nar")
+                .replace(/^FileHash: .*\n/m, "").replace(/^FileSize: .*\n/m, "")
+                .replace(/^NarHash: .*$/m, `NarHash: sha256:${narHash}`)
+                .replace(/^NarSize: .*$/m, `NarSize: ${nar.length}`),
+            );
+            const r = await other2.run(["copy", "--from", `file://${forged}`, source]);
+            assertEquals(r.code, 1, r.stderr);
+            assertMatch(
+              r.stderr,
+              /ca hash mismatch importing path '[^']+-src-3': specified sha256:/,
+            );
+            assertEquals((await other2.run(["store", "path-info", source])).code, 1);
+          } finally {
+            other2.cleanup();
           }
         },
       );

@@ -7,12 +7,13 @@ import {
   renderContentAddress,
 } from "../../lib/hashing/mod.ts";
 import {
+  contentCheck,
   isContentAddressed,
-  isProvenByNarHash,
   type NarInfo,
   NarInfoSyntaxError,
   parseNarInfo,
   printNarInfo,
+  provesItself,
 } from "../../lib/substituter/mod.ts";
 
 const STORE = "/nix/store";
@@ -241,7 +242,7 @@ Deno.test("isContentAddressed() holds only where the CA field yields the store p
   assertEquals(isContentAddressed(STORE, info(flat, flatCa, [dep])), false);
 });
 
-Deno.test("isProvenByNarHash() holds only for a fixed:r:sha256 address equal to the NarHash", () => {
+Deno.test("provesItself() and contentCheck(): a CA field that yields the path, checked on import", () => {
   const narHash = hashBytes("sha256", "a NAR");
   const path = makeFixedOutputPath(STORE, { method: "nar", hash: narHash, name: "s" });
   const info = (changes: Partial<NarInfo>): NarInfo => ({
@@ -255,20 +256,32 @@ Deno.test("isProvenByNarHash() holds only for a fixed:r:sha256 address equal to 
     ca: renderContentAddress("nar", narHash),
     ...changes,
   });
-  assertEquals(isProvenByNarHash(STORE, info({})), true);
-  // The NAR would have to hash to the address: another NarHash proves nothing.
-  assertEquals(isProvenByNarHash(STORE, info({ narHash: hashBytes("sha256", "other") })), false);
-  assertEquals(isProvenByNarHash(STORE, info({ ca: undefined })), false);
-  // Content addressed, but not by what the NAR hash shows: a signature is needed.
+  assertEquals(provesItself(STORE, info({})), true);
+  assertEquals(contentCheck(info({})), { method: "nar", hash: narHash });
+  assertEquals(provesItself(STORE, info({ ca: undefined })), false);
+  assertEquals(contentCheck(info({ ca: undefined })), undefined);
+  // Text and flat addresses prove themselves too: the import hashes the file's contents.
   const text = makeTextPath(STORE, narHash, "t");
   const textCa = renderContentAddress("text", narHash);
-  assertEquals(isContentAddressed(STORE, info({ storePath: text, ca: textCa })), true);
-  assertEquals(isProvenByNarHash(STORE, info({ storePath: text, ca: textCa })), false);
+  assertEquals(provesItself(STORE, info({ storePath: text, ca: textCa })), true);
+  assertEquals(contentCheck(info({ storePath: text, ca: textCa })), {
+    method: "text",
+    hash: narHash,
+  });
+  const sha1 = hashBytes("sha1", "x");
+  const flat = makeFixedOutputPath(STORE, { method: "flat", hash: sha1, name: "f" });
+  const flatCa = renderContentAddress("flat", sha1);
+  assertEquals(provesItself(STORE, info({ storePath: flat, ca: flatCa })), true);
+  assertEquals(contentCheck(info({ storePath: flat, ca: flatCa })), { method: "flat", hash: sha1 });
+  // A CA field that names another path proves nothing.
+  assertEquals(provesItself(STORE, info({ storePath: text, ca: flatCa })), false);
+  // Nor one of a path that refers to itself (Nix hashes those modulo their own hash part).
   const own = makeFixedOutputPath(STORE, {
     method: "nar",
     hash: narHash,
     name: "s",
     selfReference: true,
   });
-  assertEquals(isProvenByNarHash(STORE, info({ storePath: own, references: [own] })), false);
+  assertEquals(provesItself(STORE, info({ storePath: own, references: [own] })), false);
+  assertEquals(contentCheck(info({ storePath: own, references: [own] })), undefined);
 });

@@ -129,6 +129,7 @@ async function buildLocked(
     const candidates = referenceCandidates(store.storeDir, [...paths, ...outputPaths.values()]);
     return { paths, candidates };
   });
+  inputs.catch(() => {}); // awaited later (a bad input then fails the build), never unhandled
   const inputsFirst = sandboxed || drv.env.has("exportReferencesGraph") || drv.env.has("__json");
   const sandboxInputs = inputsFirst ? (await inputs)?.paths : [];
   if (sandboxInputs === undefined) return cancelled();

@@ -80,18 +80,30 @@ export function dumpPath(path: string): ReadableStream<Uint8Array> {
 /**
  * The whole NAR of `path` in one buffer, read straight into it: `size` (what the NAR is expected
  * to take, e.g. the store's NarSize) sizes the buffer, and a NAR of another size still comes out
- * whole and right, only with a copy.
+ * whole and right, only with a copy. The buffer is `into` (whatever it holds) where that is large
+ * enough: filling a buffer again costs a fraction of a fresh one's page faults.
  */
-export function dumpPathBytes(path: string, size: number): Uint8Array<ArrayBuffer> {
+export function dumpPathBytes(
+  path: string,
+  size: number,
+  into?: ArrayBuffer,
+): Uint8Array<ArrayBuffer> {
   const chunks: Uint8Array[] = [];
   let total = 0;
   const writer = new NarWriter((chunk) => {
     chunks.push(chunk);
     total += chunk.length;
     return new Uint8Array(1 << 20); // the chunk is kept: the writer goes on in a fresh buffer
-  }, { buffer: new Uint8Array(Math.max(size, 8192)) });
+  }, { buffer: bufferOf(Math.max(size, 8192), into) });
   _dumpTree(path, undefined, { writer });
   return chunks.length === 1 ? chunks[0] as Uint8Array<ArrayBuffer> : concatBytes(chunks, total);
+}
+
+/** `size` bytes of `into` where it has them, else a new buffer. */
+function bufferOf(size: number, into: ArrayBuffer | undefined): Uint8Array {
+  return into !== undefined && into.byteLength >= size
+    ? new Uint8Array(into, 0, size)
+    : new Uint8Array(size);
 }
 
 /** Extras of {@link hashPath}, for checking a build's output in the same walk. */

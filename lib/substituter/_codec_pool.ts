@@ -35,11 +35,21 @@ export interface CodecJobOptions {
 export interface WholeCodecJobOptions extends CodecJobOptions {
   /** Also compute the sha256 of the output, or of both sides (on the worker's thread). */
   hash?: "output" | "both";
+  /**
+   * Write the output to this new file (mode 0644) instead of returning it: the worker does, so
+   * the output never crosses threads, and an encoder reuses its output buffer.
+   */
+  writeTo?: string;
 }
 
 /** What {@link codeWholeOnWorker} gives: the output, and the sha256 digests asked for. */
 export interface WholeCodecResult {
-  output: Uint8Array;
+  /** Absent when it went to `writeTo`. */
+  output?: Uint8Array;
+  /** Bytes of output. */
+  size: number;
+  /** The input's buffer, which the worker gives back when the output went to `writeTo`. */
+  input?: ArrayBuffer;
   /** sha256 of the output, and of the input, as the job asked. */
   sha256?: { output: Hash; input?: Hash };
 }
@@ -150,9 +160,13 @@ function zstdResult(result, bound) {
   );
 }
 
-function codeWhole(kind, input, level, maxOutputLength) {
+let encoded; // the encoder's output buffer, reused while outputs stay on this thread
+
+function codeWhole(kind, input, level, maxOutputLength, stays) {
   if (zstd && kind === "zstd-encode") {
-    const out = new Uint8Array(Number(zstd.ZSTD_compressBound(input.length)));
+    const bound = Number(zstd.ZSTD_compressBound(input.length));
+    if (stays && !(encoded?.length >= bound)) encoded = new Uint8Array(bound);
+    const out = stays ? encoded : new Uint8Array(bound);
     const result = zstd.ZSTD_compressCCtx(zstd.cctx, out, out.length, input, input.length, level);
     return out.subarray(0, zstdResult(result, out.length));
   }
@@ -196,17 +210,23 @@ self.onmessage = ({ data }) => {
     self.postMessage({ ready: true });
     return;
   }
-  const { id, kind, chunk, end, level, maxOutputLength, hash, close } = data;
+  const { id, kind, chunk, end, level, maxOutputLength, hash, close, writeTo } = data;
   if (kind?.startsWith("zstd-")) {
     try {
-      const out = codeWhole(kind, chunk, level, maxOutputLength);
+      const out = codeWhole(kind, chunk, level, maxOutputLength, writeTo !== undefined);
       const hashed = hash === "both" ? [out, chunk] : hash === "output" ? [out] : [];
       const sha256 = hashed.map((b) => {
         const digest = digests("sha256");
         digest.update(b);
         return digest.digest();
       });
-      self.postMessage({ id, chunks: [out], sha256 }, [out.buffer]);
+      if (writeTo === undefined) {
+        self.postMessage({ id, chunks: [out], sha256, size: out.length }, [out.buffer]);
+      } else {
+        Deno.writeFileSync(writeTo, out, { createNew: true, mode: 0o644 });
+        // The input's buffer goes back, for the caller to fill again.
+        self.postMessage({ id, sha256, size: out.length, input: chunk.buffer }, [chunk.buffer]);
+      }
     } catch (e) {
       self.postMessage({ id, error: String(e?.message ?? e) });
     }
@@ -240,6 +260,10 @@ self.onmessage = ({ data }) => {
 interface Reply {
   id: number;
   chunks?: Uint8Array[];
+  /** Bytes of output of a whole job. */
+  size?: number;
+  /** The input's buffer, given back after a job that wrote its output to a file. */
+  input?: ArrayBuffer;
   /** sha256 of a whole job's output and input, as it asked. */
   sha256?: Uint8Array[];
   error?: string;
@@ -442,7 +466,9 @@ export async function codeWholeOnWorker(
       output: hashBytes("sha256", output),
       input: options.hash === "both" ? hashBytes("sha256", input) : undefined,
     };
-    return { output, sha256 };
+    if (options.writeTo === undefined) return { output, size: output.length, sha256 };
+    Deno.writeFileSync(options.writeTo, output, { createNew: true, mode: 0o644 });
+    return { size: output.length, sha256 };
   }
   const worker = leastBusy(p);
   try {
@@ -451,7 +477,12 @@ export async function codeWholeOnWorker(
     ]);
     if (reply.error !== undefined) throw new Error(reply.error);
     const [ofOutput, ofInput] = reply.sha256!.map((bytes) => new Hash("sha256", bytes));
-    return { output: reply.chunks![0], sha256: ofOutput && { output: ofOutput, input: ofInput } };
+    return {
+      output: reply.chunks?.[0],
+      size: reply.size!,
+      input: reply.input,
+      sha256: ofOutput && { output: ofOutput, input: ofInput },
+    };
   } finally {
     worker.jobs--;
     release(p);

@@ -116,28 +116,40 @@ export const WHOLE_ZSTD_BYTES = 8 << 20;
 
 /** A NAR compressed in one piece, with the sha256 of the NAR and of the compressed bytes. */
 export interface CompressedNar {
-  compressed: Uint8Array;
+  /** Absent when written to `writeTo`. */
+  compressed?: Uint8Array;
+  /** Bytes compressed. */
+  size: number;
   narHash: Hash;
   fileHash: Hash;
+  /** `nar`'s buffer, back from the worker after writing `writeTo`: free to fill again. */
+  buffer?: ArrayBuffer;
 }
 
 /**
  * zstd-compresses a whole NAR of up to {@link WHOLE_ZSTD_BYTES} on a worker thread (which takes
- * `nar`'s buffer), hashing the NAR and the result there as well: a copy into a cache then leaves
- * its own thread nothing to do but read the store and write files.
+ * `nar`'s buffer), hashing the NAR and the result there as well, and with `writeTo` writing the
+ * result there into a new file: a copy into a cache then leaves its own thread nothing to do but
+ * read the store.
  */
 export async function compressNarWhole(
   nar: Uint8Array<ArrayBuffer>,
-  options: CompressOptions = {},
+  options: CompressOptions & { writeTo?: string } = {},
 ): Promise<CompressedNar> {
   const level = checkLevel("zstd", options.level) ?? DEFAULT_ZSTD_LEVEL;
-  const { output, sha256 } = await codeWholeOnWorker(
+  const { output, size, sha256, input } = await codeWholeOnWorker(
     "zstd-encode",
     nar,
-    { level, hash: "both" },
+    { level, hash: "both", writeTo: options.writeTo },
     (bytes) => zlib().zstdCompressSync(bytes, { params: zstdParams(level) }),
   );
-  return { compressed: output, narHash: sha256!.input!, fileHash: sha256!.output };
+  return {
+    compressed: output,
+    size,
+    narHash: sha256!.input!,
+    fileHash: sha256!.output,
+    buffer: input,
+  };
 }
 
 /** A NAR decoded in one piece, with its sha256. */
@@ -164,7 +176,7 @@ export async function decompressNarWhole(
       { maxOutputLength: narSize, hash: "output" },
       (input) => zlib().zstdDecompressSync(input, { maxOutputLength: narSize }),
     );
-    const nar = new Uint8Array(output.buffer, output.byteOffset, output.byteLength);
+    const nar = new Uint8Array(output!.buffer, output!.byteOffset, output!.byteLength);
     return { nar, narHash: sha256!.output };
   } catch (e) {
     const why = /larger than/.test((e as Error).message)
@@ -222,7 +234,7 @@ async function* compressZstd(
       whole,
       { level },
       (bytes) => zlib().zstdCompressSync(bytes, { params: zstdParams(level) }),
-    )).output;
+    )).output!;
     return;
   }
   const rest = ReadableStream.from((async function* () {

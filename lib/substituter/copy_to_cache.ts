@@ -4,8 +4,8 @@
  * moved or uploaded to `nar/<filehash>.nar<ext>`; its narinfo, signed with the given keys, is
  * written only after the narinfos of its references, so a reader never finds a narinfo whose
  * closure is incomplete. Paths whose narinfo the cache already has are skipped. A NAR small
- * enough for zstd in one piece is dumped into one buffer and compressed and hashed (both sides)
- * on a worker thread; the staging file is then written on Deno's I/O threads.
+ * enough for zstd in one piece is dumped into one buffer and compressed, hashed (both sides) and
+ * written to the staging file on a worker thread.
  */
 
 import { createHasher, type Hash } from "../hashing/mod.ts";
@@ -73,13 +73,18 @@ export async function copyToBinaryCache(
   const skipped = wanted.filter((_, i) => present[i]);
   const todo = new Set(wanted.filter((_, i) => !present[i]));
   const method = options.compression ?? cache.params.compression ?? DEFAULT_COMPRESSION;
-  const limit = createLimiter(options.jobs ?? 8);
+  const jobs = options.jobs ?? 8;
+  const limit = createLimiter(jobs);
+  // NAR buffers back from the workers, filled again by the next NARs that fit.
+  const spares: Spares = { buffers: [], limit: jobs };
   const done = new Map<string, Promise<void>>();
   const copyOne = (path: string): Promise<void> => {
     let promise = done.get(path);
     if (promise === undefined) {
       promise = (async () => {
-        const info = await limit(() => uploadNar(store, cache, path, { ...options, method }));
+        const info = await limit(() =>
+          uploadNar(store, cache, path, { ...options, method, spares })
+        );
         // References first: a narinfo appears only once its whole closure is in the cache.
         await Promise.all(
           info.references.filter((r) => r !== path && todo.has(r)).map(copyOne),
@@ -100,7 +105,7 @@ async function uploadNar(
   store: LocalStore,
   cache: BinaryCache,
   path: string,
-  options: CopyToCacheOptions & { method: WritableCompressionMethod },
+  options: CopyToCacheOptions & { method: WritableCompressionMethod; spares: Spares },
 ): Promise<NarInfo> {
   const info = store.queryPathInfo(path);
   if (info === undefined) throw new RangeError(`Path '${path}' is not valid`);
@@ -151,19 +156,32 @@ interface Staged {
   narSize: number;
 }
 
-/** Stages the NAR of the tree at `physical` (of about `narSize` bytes) through a worker. */
+/** Buffers to dump NARs into, at most `limit` of them. */
+interface Spares {
+  buffers: ArrayBuffer[];
+  limit: number;
+}
+
+/**
+ * Stages the NAR of the tree at `physical` (of about `narSize` bytes) through a worker, which
+ * gives the NAR's buffer back to `options.spares`.
+ */
 async function stageWhole(
   physical: string,
   narSize: number,
   staged: string,
-  options: { level?: number },
+  options: { level?: number; spares: Spares },
 ): Promise<Staged> {
-  const nar = dumpPathBytes(physical, narSize);
+  const { buffers } = options.spares;
+  const fits = buffers.findIndex((b) => b.byteLength >= narSize);
+  const nar = dumpPathBytes(physical, narSize, fits < 0 ? undefined : buffers.splice(fits, 1)[0]);
   const size = nar.length;
-  const whole = await compressNarWhole(nar, { level: options.level });
-  await Deno.writeFile(staged, whole.compressed, { createNew: true, mode: 0o644 });
+  const whole = await compressNarWhole(nar, { level: options.level, writeTo: staged });
+  if (whole.buffer !== undefined && buffers.length < options.spares.limit) {
+    buffers.push(whole.buffer);
+  }
   return {
-    file: { hash: whole.fileHash, size: whole.compressed.length },
+    file: { hash: whole.fileHash, size: whole.size },
     narHash: whole.narHash,
     narSize: size,
   };

@@ -18,9 +18,9 @@ import {
   hashPath,
   importNar,
   type LocalStore,
-  NarMismatchError,
   type NarInfoDiskCache,
   type NarInfoTtls,
+  NarMismatchError,
   type PathInfo,
 } from "../store/mod.ts";
 import { type BinaryCache, isCacheUnavailable } from "./binary_cache.ts";

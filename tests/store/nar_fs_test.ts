@@ -113,6 +113,11 @@ Deno.test("dumpPathBytes() gives dumpPath()'s bytes, whatever size it is told", 
     const nar = await readAll(dumpPath(tree));
     for (const size of [nar.length, 0, nar.length - 1, nar.length + 100, 3 << 20]) {
       assertEquals(dumpPathBytes(tree, size), nar, `told ${size}`);
+      // Into a used buffer: filled over, where it is large enough.
+      const used = new Uint8Array(Math.max(size, 8192) + 5).fill(0xaa).buffer;
+      const into = dumpPathBytes(tree, size, used);
+      assertEquals(into, nar, `told ${size}, into a buffer`);
+      if (size === nar.length) assert(into.buffer === used, "the buffer given is used");
     }
   }));
 

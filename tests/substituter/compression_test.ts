@@ -72,8 +72,27 @@ for (const method of WRITABLE) {
 Deno.test("compressNarWhole() gives zstd and the sha256 of both sides, hashed on a worker", async () => {
   const whole = await compressNarWhole(DATA.slice(), { level: 5 });
   assertEquals(whole.narHash.toString(), hashBytes("sha256", DATA).toString());
-  assertEquals(whole.fileHash.toString(), hashBytes("sha256", whole.compressed).toString());
-  assertEquals(await collect(decompress("zstd", streamOf(whole.compressed))), DATA);
+  assertEquals(whole.fileHash.toString(), hashBytes("sha256", whole.compressed!).toString());
+  assertEquals(whole.size, whole.compressed!.length);
+  assertEquals(await collect(decompress("zstd", streamOf(whole.compressed!))), DATA);
+  // Written to a new file by the worker instead: the same bytes, twice over one reused buffer.
+  const dir = Deno.makeTempDirSync();
+  try {
+    for (const name of ["a.zst", "b.zst"]) {
+      const file = `${dir}/${name}`;
+      const written = await compressNarWhole(DATA.slice(), { level: 5, writeTo: file });
+      assertEquals(written.compressed, undefined);
+      assertEquals(written.buffer?.byteLength, DATA.length, "the NAR's buffer comes back");
+      assertEquals(Deno.readFileSync(file), whole.compressed);
+      assertEquals([written.size, written.fileHash.toString()], [
+        whole.size,
+        whole.fileHash.toString(),
+      ]);
+    }
+    await assertRejects(() => compressNarWhole(DATA.slice(), { writeTo: `${dir}/a.zst` }));
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
   await assertRejects(
     () => compressNarWhole(DATA.slice(), { level: 20 }),
     RangeError,
@@ -95,7 +114,7 @@ Deno.test({
   name: "decompressNarWhole() decodes and hashes a zstd NAR, and names what is wrong with one",
   ignore: !LIBZSTD,
 }, async () => {
-  const { compressed } = await compressNarWhole(DATA.slice());
+  const compressed = (await compressNarWhole(DATA.slice())).compressed!;
   const whole = await decompressNarWhole(compressed.slice(), DATA.length);
   assertEquals(whole.nar, DATA);
   assertEquals(whole.narHash.toString(), hashBytes("sha256", DATA).toString());

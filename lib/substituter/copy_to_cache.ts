@@ -23,6 +23,7 @@ import {
 import type { NarInfo } from "./narinfo.ts";
 import { fingerprintPath, type SecretKey, signFingerprint } from "./signing.ts";
 import { createLimiter } from "./_limit.ts";
+import { giveBuffer, takeBuffer } from "./_buffers.ts";
 
 /** Options of {@link copyToBinaryCache}. */
 export interface CopyToCacheOptions {
@@ -73,18 +74,13 @@ export async function copyToBinaryCache(
   const skipped = wanted.filter((_, i) => present[i]);
   const todo = new Set(wanted.filter((_, i) => !present[i]));
   const method = options.compression ?? cache.params.compression ?? DEFAULT_COMPRESSION;
-  const jobs = options.jobs ?? 8;
-  const limit = createLimiter(jobs);
-  // NAR buffers back from the workers, filled again by the next NARs that fit.
-  const spares: Spares = { buffers: [], limit: jobs };
+  const limit = createLimiter(options.jobs ?? 8);
   const done = new Map<string, Promise<void>>();
   const copyOne = (path: string): Promise<void> => {
     let promise = done.get(path);
     if (promise === undefined) {
       promise = (async () => {
-        const info = await limit(() =>
-          uploadNar(store, cache, path, { ...options, method, spares })
-        );
+        const info = await limit(() => uploadNar(store, cache, path, { ...options, method }));
         // References first: a narinfo appears only once its whole closure is in the cache.
         await Promise.all(
           info.references.filter((r) => r !== path && todo.has(r)).map(copyOne),
@@ -105,7 +101,7 @@ async function uploadNar(
   store: LocalStore,
   cache: BinaryCache,
   path: string,
-  options: CopyToCacheOptions & { method: WritableCompressionMethod; spares: Spares },
+  options: CopyToCacheOptions & { method: WritableCompressionMethod },
 ): Promise<NarInfo> {
   const info = store.queryPathInfo(path);
   if (info === undefined) throw new RangeError(`Path '${path}' is not valid`);
@@ -156,30 +152,20 @@ interface Staged {
   narSize: number;
 }
 
-/** Buffers to dump NARs into, at most `limit` of them. */
-interface Spares {
-  buffers: ArrayBuffer[];
-  limit: number;
-}
-
 /**
- * Stages the NAR of the tree at `physical` (of about `narSize` bytes) through a worker, which
- * gives the NAR's buffer back to `options.spares`.
+ * Stages the NAR of the tree at `physical` (of about `narSize` bytes) through a worker, in a
+ * spare buffer that the worker gives back.
  */
 async function stageWhole(
   physical: string,
   narSize: number,
   staged: string,
-  options: { level?: number; spares: Spares },
+  options: { level?: number },
 ): Promise<Staged> {
-  const { buffers } = options.spares;
-  const fits = buffers.findIndex((b) => b.byteLength >= narSize);
-  const nar = dumpPathBytes(physical, narSize, fits < 0 ? undefined : buffers.splice(fits, 1)[0]);
+  const nar = dumpPathBytes(physical, narSize, takeBuffer(narSize));
   const size = nar.length;
   const whole = await compressNarWhole(nar, { level: options.level, writeTo: staged });
-  if (whole.buffer !== undefined && buffers.length < options.spares.limit) {
-    buffers.push(whole.buffer);
-  }
+  giveBuffer(whole.buffer);
   return {
     file: { hash: whole.fileHash, size: whole.size },
     narHash: whole.narHash,

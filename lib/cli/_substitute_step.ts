@@ -17,7 +17,6 @@ import type { LocalStore } from "../store/mod.ts";
 import type { Substituter } from "../substituter/mod.ts";
 import { printStderr } from "./command.ts";
 import type { Config } from "./config.ts";
-import { openSubstituter } from "./substituters.ts";
 
 /**
  * The failed substitutions (empty when everything wanted arrived), or undefined when nothing was
@@ -31,6 +30,8 @@ export async function substituteOutputs(
 ): Promise<BuildResult[] | undefined> {
   const wanted = missingOutputs(plan);
   if (wanted.length === 0 || config.settings.getList("substituters").length === 0) return undefined;
+  // The binary cache modules load only when there are caches to ask.
+  const { openSubstituter } = await import("./substituters.ts");
   using handle = await openSubstituter(store, config);
   const { substituter } = handle;
   if (substituter.caches.length === 0) return undefined;

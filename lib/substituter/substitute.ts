@@ -2,8 +2,9 @@
  * Substitution: fetching store paths from binary caches instead of building them, as Nix's
  * PathSubstitutionGoal. Caches are tried in the order of their priority (lower first); a cache's
  * narinfo is used only when it describes the requested path and, under `require-sigs`, carries a
- * signature by a trusted key or is content-addressed in a way its NAR hash proves. The NAR is streamed, decompressed, hashed and unpacked in one pass
- * and registered only when it matches the narinfo; anything else is reported and the next cache
+ * signature by a trusted key or has a CA field that yields the path. The NAR is streamed,
+ * decompressed, hashed and unpacked in one pass and registered only when it matches the narinfo
+ * (and, with a CA field, its contents match that); anything else is reported and the next cache
  * tried. A cache that cannot be reached is skipped for the rest of the run, with one warning.
  *
  * Narinfo answers of remote caches, positive and negative, are kept in the narinfo disk cache

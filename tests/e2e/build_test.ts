@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { probeSandbox } from "../../lib/sandbox/mod.ts";
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
-import { addAll, DrvSet, withStore } from "./_drv.ts";
+import { addAll, DrvSet, type TestDrv, withStore } from "./_drv.ts";
 import { KilnStore } from "../_kiln.ts";
 import { printDerivation } from "../../lib/derivation/mod.ts";
 import { pathExists } from "../../lib/store/mod.ts";
@@ -138,15 +138,21 @@ Deno.test("kiln build - adds derivation documents from stdin, then builds the to
     );
   }));
 
+/** `a`, and `b` whose builder succeeds but whose output refers to `a`, which it may not. */
+function addRejected(set: DrvSet): { a: TestDrv; b: TestDrv } {
+  const a = set.add({ name: "a", script: "echo a > $out" });
+  const b = set.add({
+    name: "b",
+    inputs: [a],
+    env: { allowedReferences: "" },
+    script: `echo ${a.outputs.out} > $out`,
+  });
+  return { a, b };
+}
+
 Deno.test("kiln build rejects outputs that break allowedReferences, or that are missing", () =>
   withStore(async (store, set) => {
-    const a = set.add({ name: "a", script: "echo a > $out" });
-    const b = set.add({
-      name: "b",
-      inputs: [a],
-      env: { allowedReferences: "" },
-      script: `echo ${a.outputs.out} > $out`,
-    });
+    const { a, b } = addRejected(set);
     const c = set.add({ name: "c", outputs: ["out", "dev"], script: "echo > $out" });
     await addAll(store, set);
     const r = await store.run(["build", "--no-sandbox", b.path]);
@@ -169,14 +175,8 @@ Deno.test("kiln build rejects outputs that break allowedReferences, or that are 
 
 Deno.test("kiln build fails a dependent started early when its dependency's output is rejected", () =>
   withStore(async (store, set) => {
-    const a = set.add({ name: "a", script: "echo a > $out" });
     // b's builder succeeds, so c starts as soon as b's output is in place; b's check then fails.
-    const b = set.add({
-      name: "b",
-      inputs: [a],
-      env: { allowedReferences: "" },
-      script: `echo ${a.outputs.out} > $out`,
-    });
+    const { b } = addRejected(set);
     const c = set.add({ name: "c", inputs: [b], script: "echo c > $out; exec sleep 30" });
     await addAll(store, set);
     for (const flags of [[], ["--keep-going"]]) {

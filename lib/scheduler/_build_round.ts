@@ -78,7 +78,7 @@ export interface RoundJob {
   outputPaths: Map<string, string>;
   fixedOutput: boolean;
   sandboxed: boolean;
-  /** The input closure (logical store paths) that the sandbox shows; unused without it. */
+  /** The store paths the sandbox shows: inputs and what `sandbox-paths` names; else unused. */
   inputPaths: string[];
   logPath: string;
   signal: AbortSignal;

@@ -131,15 +131,15 @@ async function buildLocked(
   });
   inputs.catch(() => {}); // awaited later (a bad input then fails the build), never unhandled
   const inputsFirst = sandboxed || drv.env.has("exportReferencesGraph") || drv.env.has("__json");
-  const sandboxInputs = inputsFirst ? (await inputs)?.paths : [];
-  if (sandboxInputs === undefined) return cancelled();
+  const inputPaths = inputsFirst ? (await inputs)?.paths : [];
+  if (inputPaths === undefined) return cancelled();
   const job: RoundJob = {
     drvPath,
     drv,
     outputPaths,
     fixedOutput,
     sandboxed,
-    inputPaths: sandboxInputs,
+    inputPaths: sandboxed ? sandboxStorePaths(inputPaths, context) : [],
     logPath: buildLogPath(context.logDir, drvPath),
     signal,
   };
@@ -248,12 +248,28 @@ function inputClosure(planned: PlannedDerivation, context: RunState): string[] {
     const paths = context.plan.derivations.get(input)!.outputPaths;
     for (const name of names) roots.push(paths.get(name)!);
   }
-  const storeDir = context.store.storeDir + "/";
+  return context.closures.closure(roots);
+}
+
+/**
+ * What a sandbox shows of the store: the input closure, and the closures of the store paths that
+ * `sandbox-paths` takes from the host (at their logical or physical place; valid ones only: Nix
+ * skips the others). Those are not inputs: the output scan does not look for them.
+ */
+function sandboxStorePaths(inputs: string[], context: RunState): string[] {
+  const { store } = context;
+  const storeDir = store.storeDir + "/";
+  const prefixes = [storeDir, store.physicalPath(store.storeDir) + "/"];
+  const roots = [];
   for (const entry of context.settings.sandboxPaths) {
     const host = entry.replace(/\?$/, "").split("=").at(-1)!;
-    if (host.startsWith(storeDir)) roots.push(storeDir + host.slice(storeDir.length).split("/")[0]);
+    const prefix = prefixes.find((p) => host.startsWith(p));
+    if (prefix === undefined) continue;
+    const path = storeDir + host.slice(prefix.length).split("/")[0];
+    if (store.isValidPath(path)) roots.push(path);
   }
-  return context.closures.closure(roots);
+  if (roots.length === 0) return inputs;
+  return [...new Set([...inputs, ...context.closures.closure(roots)])].sort();
 }
 
 /**

@@ -244,6 +244,40 @@ Deno.test({
     }),
 });
 
+Deno.test({
+  name: "kiln build --sandbox shows the store paths sandbox-paths names, which are no inputs",
+  ignore: !sandboxWorks,
+  fn: () =>
+    withStore(async (store, set) => {
+      // As Nix: their closures are bound in the sandbox (a store path that is not valid is
+      // skipped), but the output scan looks only for the inputs' and outputs' hashes.
+      const tool = set.add({ name: "tool", script: "echo tool > $out" });
+      const missing = `${store.storeDir}/${"a".repeat(32)}-missing`;
+      const user = set.add({
+        name: "user",
+        script: `echo ${tool.outputs.out} > $out; /bin/cat ${tool.outputs.out} >> $out`,
+      });
+      await addAll(store, set);
+      await store.ok(["build", "--sandbox", tool.path]);
+      const r = await store.run([
+        "build",
+        "--sandbox",
+        "--sandbox-paths",
+        `/bin /usr /lib /lib64? ${tool.outputs.out}=${
+          store.physical(tool.outputs.out)
+        } ${missing}?`,
+        user.path,
+        "--json",
+      ]);
+      assertEquals(r.code, 0, r.stderr);
+      assertEquals(
+        Deno.readTextFileSync(store.physical(user.outputs.out)),
+        `${tool.outputs.out}\ntool\n`,
+      );
+      assertEquals((await pathInfo(store, user.outputs.out)).references, []);
+    }),
+});
+
 Deno.test("kiln build without the sandbox needs store root '/'", async () => {
   const store = new KilnStore("/nix/store");
   try {

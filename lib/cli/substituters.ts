@@ -55,8 +55,9 @@ export async function openSubstituter(
       onWarning: warn,
       queryJobs: DEFAULT_QUERY_JOBS,
     });
-    // Many NARs are decoded one after another: their codec workers are started once.
-    const workers = holdCodecWorkers();
+    // Many NARs are decoded one after another: their codec workers are started once, now, while
+    // the narinfos are asked for.
+    const workers = holdCodecWorkers({ start: true });
     return {
       substituter,
       [Symbol.dispose]: () => {

@@ -386,10 +386,12 @@ let holds = 0;
 
 /**
  * Keeps the workers, once started, until disposed, even while no job is open: a run of many
- * short jobs (one-shot zstd NARs) then starts them once instead of once per job.
+ * short jobs (one-shot zstd NARs) then starts them once instead of once per job. With `start`,
+ * they start now, on their own threads, while the caller prepares the jobs (narinfo queries).
  */
-export function holdCodecWorkers(): Disposable {
+export function holdCodecWorkers(options: { start?: boolean } = {}): Disposable {
   holds++;
+  if (options.start) void openPool().then((p) => p && release(p));
   let held = true;
   return {
     [Symbol.dispose]() {

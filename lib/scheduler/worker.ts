@@ -49,7 +49,7 @@ export interface BuildHooks {
    * The outputs are final on disk (not yet registered): dependents may start now, and this
    * build's slot is free. True when dependents were started: the caller should then yield a
    * macrotask before it goes on, so that they reach their builders first. Ignored after the
-   * first call, and held until this build's own `dependenciesRegistered` has settled.
+   * first call, and before this build's own `dependenciesRegistered` has settled.
    */
   outputsReady(): boolean;
   /**
@@ -214,11 +214,8 @@ class Run {
   /** A build's outputs are on disk: the dependents it is the last dependency of may start. */
   #outputsReady(goal: Goal): boolean {
     if (goal.state !== "running" || goal.early || this.#stopping) return false;
-    if (goal.earlyDependency !== undefined) {
-      // Asked again once that dependency has settled (successfully: else this goal is doomed).
-      void goal.dependencyOutcome!.promise.then((ok) => ok && this.#outputsReady(goal));
-      return false;
-    }
+    // Its own dependency is not registered yet: nothing may build on this goal's outputs.
+    if (goal.earlyDependency !== undefined) return false;
     goal.early = true;
     this.#pools[goal.node.kind].release();
     this.#progress.release(goal.node.kind);

@@ -217,8 +217,13 @@ async function gzip(bytes: Uint8Array): Promise<Uint8Array> {
 
 /** Async: the file system work runs off the main thread, which other builds may need. */
 async function writeWhole(path: string, bytes: Uint8Array): Promise<void> {
-  await Deno.mkdir(dirname(path), { recursive: true });
-  await Deno.writeFile(path, bytes);
+  try {
+    await Deno.writeFile(path, bytes); // its directory exists but for a run's first few logs
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    await Deno.mkdir(dirname(path), { recursive: true });
+    await Deno.writeFile(path, bytes);
+  }
 }
 
 export interface BuildLogOptions {

@@ -76,8 +76,8 @@ function findSetsid(): string | undefined {
   return setsidPath;
 }
 
-/** Starts a builder. Throws (a Deno error) only if it cannot be started at all. */
-export function spawnBuilder(options: SpawnBuilderOptions): BuilderHandle {
+/** Starts a builder. Rejects (a Deno error) only if it cannot be started at all. */
+export async function spawnBuilder(options: SpawnBuilderOptions): Promise<BuilderHandle> {
   let argv = [options.program, ...options.args];
   if (options.sandbox) {
     const bwrap = options.sandbox.bwrapPath ?? findBwrap();
@@ -92,7 +92,7 @@ export function spawnBuilder(options: SpawnBuilderOptions): BuilderHandle {
   const cwd = options.sandbox ? options.sandbox.buildDir : options.cwd;
   const launcher = options.launcher ?? (libcSpawnAvailable() ? "libc" : "wrapper");
   const child = launcher === "libc"
-    ? libcSpawn(argv, options.env, cwd)
+    ? await libcSpawn(argv, options.env, cwd)
     : spawnWrapped(argv, options.env, cwd);
   const pid = child.pid;
   let exited = false;
@@ -271,6 +271,6 @@ function statusOutcome(status: BuilderStatus): BuilderOutcome {
 export async function runBuilder(
   options: SpawnBuilderOptions & SuperviseOptions,
 ): Promise<BuilderResult> {
-  await using handle = spawnBuilder({ ...options, signal: undefined });
+  await using handle = await spawnBuilder({ ...options, signal: undefined });
   return await superviseBuilder(handle, options);
 }

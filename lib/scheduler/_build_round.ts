@@ -145,7 +145,7 @@ export async function runRound(job: RoundJob, context: RoundContext): Promise<Ro
     });
     let handle;
     try {
-      handle = spawnBuilder({
+      handle = await spawnBuilder({
         program: job.drv.builder,
         args: environment.args,
         env: environment.env,

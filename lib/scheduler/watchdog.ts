@@ -26,6 +26,7 @@ export class Watchdog {
   readonly #child: Deno.ChildProcess;
   readonly #list: Deno.FsFile;
   readonly #encoder = new TextEncoder();
+  readonly #listed = new Set<number>();
   #broken = false;
 
   private constructor(child: Deno.ChildProcess, list: Deno.FsFile) {
@@ -60,15 +61,25 @@ export class Watchdog {
 
   /** Lists the builder process group led by `pid`. */
   add(pid: number): void {
+    this.#listed.add(pid);
     this.#write(`+${pid}\n`);
   }
 
   /** Unlists `pid` once its builder has been reaped. */
   remove(pid: number): void {
+    this.#listed.delete(pid);
     this.#write(`-${pid}\n`);
   }
 
   async close(): Promise<void> {
+    // With nothing left to kill, the shell need not read through the whole run's list.
+    if (this.#listed.size === 0) {
+      try {
+        this.#list.truncateSync(0);
+      } catch {
+        // then it reads the list through, which nets to nothing
+      }
+    }
     this.#list.close();
     await this.#child.stdin.close().catch(() => {});
     await this.#child.status;

@@ -52,7 +52,7 @@ async function withSandbox(
 
 /** Runs a shell script in the sandbox; returns its output once it has exited. */
 async function runInSandbox(config: BwrapConfig, script: string): Promise<string> {
-  await using handle = spawnBuilder({
+  await using handle = await spawnBuilder({
     program: "/bin/sh",
     args: ["-c", script],
     env: { PATH: "/usr/bin:/bin", out: OUT },
@@ -206,7 +206,7 @@ Deno.test({
   ignore,
   fn: () =>
     withSandbox(false, async (config) => {
-      await using handle = spawnBuilder({
+      await using handle = await spawnBuilder({
         program: "/bin/sh",
         args: ["-c", "sleep 1000 & setsid sleep 1000 & echo started; wait"],
         env: { PATH: "/usr/bin:/bin" },

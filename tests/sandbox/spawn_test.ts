@@ -1,5 +1,5 @@
 import { runBuilder, spawnBuilder } from "../../lib/sandbox/mod.ts";
-import { assert, assertEquals, assertThrows } from "../_assert.ts";
+import { assert, assertEquals, assertRejects } from "../_assert.ts";
 import { isRunning, readLines, readText, waitUntilGone } from "./_process.ts";
 
 const LAUNCHERS = ["libc", "wrapper"] as const;
@@ -16,14 +16,14 @@ for (const launcher of LAUNCHERS) {
   });
 
   Deno.test(`spawnBuilder() gives stdout and stderr as one stream, in order${suffix}`, async () => {
-    await using handle = spawnBuilder(sh("echo a; echo b >&2; echo c; echo d >&2"));
+    await using handle = await spawnBuilder(sh("echo a; echo b >&2; echo c; echo d >&2"));
     assertEquals(await readText(handle.output), "a\nb\nc\nd\n");
     assertEquals(await handle.status, { code: 0, signal: null });
   });
 
   if (launcher === "libc") {
     Deno.test("spawnBuilder() gives the builder its base name as argv[0], as Nix does", async () => {
-      await using handle = spawnBuilder(sh("/usr/bin/tr '\\0' ' ' < /proc/$$/cmdline"));
+      await using handle = await spawnBuilder(sh("/usr/bin/tr '\\0' ' ' < /proc/$$/cmdline"));
       assertEquals(
         await readText(handle.output),
         "sh -c /usr/bin/tr '\\0' ' ' < /proc/$$/cmdline ",
@@ -35,7 +35,7 @@ for (const launcher of LAUNCHERS) {
     const dir = Deno.makeTempDirSync();
     try {
       const env = { A: "1", "not-a-name": "x y", PWD: dir, MULTI: "a\nb" };
-      await using handle = spawnBuilder({
+      await using handle = await spawnBuilder({
         program: "/usr/bin/env",
         args: ["-0"],
         env,
@@ -49,7 +49,7 @@ for (const launcher of LAUNCHERS) {
         ) => [e.slice(0, e.indexOf("=")), e.slice(e.indexOf("=") + 1)]),
       );
       assertEquals(seen, env);
-      await using bare = spawnBuilder({
+      await using bare = await spawnBuilder({
         program: "/usr/bin/env",
         args: [],
         env: { A: "1" },
@@ -65,7 +65,7 @@ for (const launcher of LAUNCHERS) {
   Deno.test(`spawnBuilder() runs with stdin /dev/null, no core dumps, in its own session${suffix}`, async () => {
     const dir = Deno.makeTempDirSync();
     try {
-      await using handle = spawnBuilder({
+      await using handle = await spawnBuilder({
         ...sh("readlink /proc/self/fd/0; ulimit -S -c; pwd; cut -d' ' -f1,6 /proc/$$/stat", {
           PATH: "/usr/bin:/bin",
         }),
@@ -82,16 +82,16 @@ for (const launcher of LAUNCHERS) {
   });
 
   Deno.test(`spawnBuilder() reports the signal that killed the builder${suffix}`, async () => {
-    await using handle = spawnBuilder(sh("kill -TERM $$"));
+    await using handle = await spawnBuilder(sh("kill -TERM $$"));
     assertEquals(await handle.status, { code: null, signal: "SIGTERM" });
-    await using failing = spawnBuilder(sh("exit 3"));
+    await using failing = await spawnBuilder(sh("exit 3"));
     assertEquals(await failing.status, { code: 3, signal: null });
   });
 
   Deno.test(`kill() leaves no grandchild running, in or out of the process group${suffix}`, async () => {
     const script = "sleep 1000 & echo $!; setsid sleep 1000 & echo $!; " +
       "(trap '' TERM HUP; exec sleep 1000) & echo $!; wait";
-    await using handle = spawnBuilder(sh(script, { PATH: "/usr/bin:/bin" }));
+    await using handle = await spawnBuilder(sh(script, { PATH: "/usr/bin:/bin" }));
     const reader = handle.output.getReader();
     const pids = (await readLines(reader, 3)).map(Number);
     assert(pids.every(isRunning), "the sleeps run before the kill");
@@ -102,7 +102,7 @@ for (const launcher of LAUNCHERS) {
   });
 
   Deno.test(`spawnBuilder() kills what the builder left behind when it exits${suffix}`, async () => {
-    await using handle = spawnBuilder(sh("sleep 1000 & echo $!", { PATH: "/usr/bin:/bin" }));
+    await using handle = await spawnBuilder(sh("sleep 1000 & echo $!", { PATH: "/usr/bin:/bin" }));
     const [pid] = (await readText(handle.output)).split("\n").map(Number);
     assertEquals(await handle.status, { code: 0, signal: null });
     assertEquals(await waitUntilGone([pid]), []);
@@ -110,7 +110,7 @@ for (const launcher of LAUNCHERS) {
 
   Deno.test(`spawnBuilder() kills the tree when its signal aborts${suffix}`, async () => {
     const controller = new AbortController();
-    await using handle = spawnBuilder({
+    await using handle = await spawnBuilder({
       ...sh("sleep 1000 & echo $!; wait", { PATH: "/usr/bin:/bin" }),
       signal: controller.signal,
     });
@@ -125,7 +125,7 @@ for (const launcher of LAUNCHERS) {
   Deno.test(`spawnBuilder() disposal kills a builder still running${suffix}`, async () => {
     let pid = 0;
     {
-      await using handle = spawnBuilder(sh("sleep 1000"));
+      await using handle = await spawnBuilder(sh("sleep 1000"));
       pid = handle.pid;
     }
     assertEquals(await waitUntilGone([pid]), []);
@@ -191,7 +191,11 @@ for (const launcher of LAUNCHERS) {
     assertEquals((await run).outcome, { kind: "cancelled" });
   });
 
-  Deno.test(`spawnBuilder() refuses an unsandboxed builder path holding '='${suffix}`, () => {
-    assertThrows(() => spawnBuilder({ ...sh("x"), program: "/a=b/sh" }), TypeError, "contains '='");
+  Deno.test(`spawnBuilder() refuses an unsandboxed builder path holding '='${suffix}`, async () => {
+    await assertRejects(
+      () => spawnBuilder({ ...sh("x"), program: "/a=b/sh" }),
+      TypeError,
+      "contains '='",
+    );
   });
 }

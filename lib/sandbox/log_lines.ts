@@ -150,7 +150,10 @@ const LOG_BUFFER_BYTES = 1 << 16;
  * can stream. A small log (most builds) is written whole when the sink closes; once it passes
  * 64 KiB it is streamed through a CompressionStream instead. With `defer`, closing a small log
  * hands its write to `defer` instead of waiting for it: creating a file costs a build's critical
- * path a millisecond or more on a busy file system.
+ * path a millisecond or more on a busy file system. A builder that printed nothing leaves no file
+ * (and none from an earlier build of the same derivation): where creating a file (and its
+ * directory) costs more than running a trivial builder, that is most of a chain's log writing;
+ * `openBuildLog` gives such a build's log as empty, as Nix prints its empty log file.
  */
 export function openCompressedLog(
   path: string,
@@ -183,9 +186,10 @@ export function openCompressedLog(
           await streaming.done;
           return;
         }
-        const whole = buffered.length === 1 ? buffered[0] : concatBytes(buffered, size);
-        const packed = size === 0 ? Promise.resolve(EMPTY_GZIP) : gzip(whole);
-        const write = packed.then((bytes) => writeWhole(path, bytes));
+        const write = size === 0
+          ? removeStale(path)
+          : gzip(buffered.length === 1 ? buffered[0] : concatBytes(buffered, size))
+            .then((bytes) => writeWhole(path, bytes));
         if (options.defer) options.defer(write);
         else await write;
       },
@@ -199,14 +203,14 @@ export function openCompressedLog(
   );
 }
 
-/**
- * The gzip file of no bytes (as `gzip -n` writes it): what most trivial builders log, without
- * setting up a CompressionStream (~0.1 ms) for each.
- */
-// deno-fmt-ignore
-const EMPTY_GZIP = new Uint8Array([
-  0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0x03, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-]);
+/** A silent builder's log: none, and none left from an earlier build. */
+async function removeStale(path: string): Promise<void> {
+  try {
+    await Deno.remove(path);
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+  }
+}
 
 /** `bytes` gzip-compressed (a Web CompressionStream: `node:zlib` costs ~20 ms to load). */
 async function gzip(bytes: Uint8Array): Promise<Uint8Array> {

@@ -5,6 +5,7 @@ import { addAll, DrvSet, type TestDrv, withStore } from "./_drv.ts";
 import { KilnStore } from "../_kiln.ts";
 import { printDerivation } from "../../lib/derivation/mod.ts";
 import { pathExists } from "../../lib/store/mod.ts";
+import { buildLogPath } from "../../lib/scheduler/mod.ts";
 
 const sandboxWorks = (await probeSandbox()).ok;
 
@@ -32,6 +33,20 @@ for (const sandbox of [false, true]) {
         assertEquals(info.ultimate, true);
         assertEquals(await store.ok(["log", a.path]), "building a\n");
         assertEquals(await store.ok(["log", a.outputs.out]), "building a\n");
+        // A silent builder leaves no log file; its log is empty, as Nix's empty log file is.
+        const silent = set.add({ name: "silent", script: "echo quiet > $out" });
+        await addAll(store, set);
+        await store.ok(["build", flag, silent.path]);
+        assert(
+          !pathExists(buildLogPath(join(store.env.KILN_STATE_DIR, "log", "drvs"), silent.path)),
+        );
+        assertEquals(await store.ok(["log", silent.path]), "");
+        assertEquals(await store.ok(["log", silent.outputs.out]), "");
+        const never = set.add({ name: "never", script: "echo > $out" });
+        await addAll(store, set);
+        const none = await store.run(["log", never.path]);
+        assertEquals(none.code, 1);
+        assertStringIncludes(none.stderr, `build log of '${never.path}' is not available`);
         // Built once: a second run finds it valid and runs nothing.
         const again = await store.run(["build", flag, a.path]);
         assertEquals(again.stdout, `${a.outputs.out}\n`);

@@ -17,18 +17,14 @@ export const logCommand: Command = {
     if (positionals.length !== 1) throw new UsageError("kiln log needs exactly one PATH");
     const [path] = positionals;
     const config = getConfig();
-    let drvPath = path;
-    if (!path.endsWith(".drv")) {
-      const store = LocalStore.open(config);
-      try {
-        const deriver = store.queryPathInfo(path)?.deriver;
-        if (deriver === undefined) throw new TypeError(`build log of '${path}' is not available`);
-        drvPath = deriver;
-      } finally {
-        store.close();
-      }
+    const store = LocalStore.open(config);
+    let log;
+    try {
+      const drvPath = path.endsWith(".drv") ? path : store.queryPathInfo(path)?.deriver;
+      log = drvPath === undefined ? undefined : openBuildLog(config.stateDir, drvPath, store);
+    } finally {
+      store.close();
     }
-    const log = openBuildLog(config.stateDir, drvPath);
     if (log === undefined) throw new TypeError(`build log of '${path}' is not available`);
     await log.pipeTo(Deno.stdout.writable, { preventClose: true });
     return 0;

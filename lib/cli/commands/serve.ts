@@ -41,7 +41,7 @@ export const serveCommand: Command = {
         secretKeys,
         priority,
         compression: parseWritableCompressionMethod(values.compression ?? "none"),
-        readLog: (drvPath) => openBuildLog(config().stateDir, drvPath),
+        readLog: (drvPath) => openBuildLog(config().stateDir, drvPath, store),
       });
       Deno.addSignalListener("SIGINT", onSignal);
       Deno.addSignalListener("SIGTERM", onSignal);

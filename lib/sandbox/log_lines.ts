@@ -274,7 +274,8 @@ export async function pumpBuildLog(
   };
   let bytes = 0;
   let limitExceeded = false;
-  // A plain read loop: a chain of TransformStreams costs more than the work for small logs.
+  // A plain read loop: a chain of TransformStreams costs more than the work for small logs. The
+  // reader keeps its lock: the stream is done with either way, and a release makes an Error.
   const reader = output.getReader();
   try {
     for (let read = await reader.read(); !read.done; read = await reader.read()) {
@@ -296,8 +297,6 @@ export async function pumpBuildLog(
     await reader.cancel(error).catch(() => {});
     await logWriter?.abort(error).catch(() => {});
     throw error;
-  } finally {
-    reader.releaseLock();
   }
   return { bytes, tail: tail.lines, limitExceeded };
 }

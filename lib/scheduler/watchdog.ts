@@ -38,7 +38,7 @@ export class Watchdog {
   static start(): Watchdog | undefined {
     let path: string | undefined;
     try {
-      path = Deno.makeTempFileSync({ prefix: "kiln-watchdog-" });
+      path = makeListFile();
       const list = Deno.openSync(path, { append: true });
       try {
         const child = new Deno.Command("/bin/sh", {
@@ -92,5 +92,17 @@ export class Watchdog {
     } catch {
       this.#broken = true;
     }
+  }
+}
+
+/**
+ * The list's file, in memory (`/dev/shm`) where that is writable: appending to a file on a disk
+ * file system costs each build ~0.1 ms twice over.
+ */
+function makeListFile(): string {
+  try {
+    return Deno.makeTempFileSync({ dir: "/dev/shm", prefix: "kiln-watchdog-" });
+  } catch {
+    return Deno.makeTempFileSync({ prefix: "kiln-watchdog-" });
   }
 }

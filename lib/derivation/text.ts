@@ -50,7 +50,7 @@ export function decodeDerivationBytes(bytes: Uint8Array): string {
 const ESCAPED_BYTE = /(?<![\ud800-\udbff])[\udc80-\udcff]/;
 
 /** Encodes as UTF-8, turning the lone surrogates of {@link decodeDerivationBytes} back into bytes. */
-export function encodeDerivationText(text: string): Uint8Array {
+export function encodeDerivationText(text: string): Uint8Array<ArrayBuffer> {
   if (!ESCAPED_BYTE.test(text)) return encoder.encode(text);
   const parts: number[] = [];
   for (let i = 0; i < text.length; i++) {

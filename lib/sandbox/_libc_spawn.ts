@@ -150,8 +150,8 @@ export async function libcSpawn(
   const cwdC = cString(cwd);
   const program = cString(argv[0]);
   // As Nix does, the program sees its base name as argv[0].
-  const args = [argv[0].slice(argv[0].lastIndexOf("/") + 1), ...argv.slice(1)].map(cString);
-  const envs = Object.entries(env).map(([k, v]) => cString(`${k}=${v}`));
+  const args = cStrings([argv[0].slice(argv[0].lastIndexOf("/") + 1), ...argv.slice(1)]);
+  const envs = cStrings(Object.entries(env).map(([k, v]) => `${k}=${v}`));
   const fds = new Int32Array(2);
   if (s.pipe2(fds, O_CLOEXEC) !== 0) throw new Deno.errors.Interrupted("Cannot create a pipe");
   const [readEnd, writeEnd] = fds;
@@ -173,10 +173,8 @@ export async function libcSpawn(
       POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSID,
     );
     // Every buffer the call reads is referenced until it returns (here and in `finally`).
-    const argp = pointers(args);
-    const envp = pointers(envs);
-    error = await s.posix_spawn(pid, program, actions, attr, argp, envp);
-    void [args, envs, cwdC, argp, envp];
+    error = await s.posix_spawn(pid, program, actions, attr, args.pointers, envs.pointers);
+    void [args.buffer, envs.buffer, cwdC];
   } finally {
     s.posix_spawn_file_actions_destroy(actions);
     s.posix_spawnattr_destroy(attr);
@@ -269,18 +267,26 @@ function spawnError(program: string, cwd: string, errno: number): Error {
 
 /** `text` as a NUL-terminated C string; a derivation's bytes that are not UTF-8 come back as such. */
 function cString(text: string): Uint8Array<ArrayBuffer> {
-  if (text.includes("\0")) throw new TypeError(`Argument or variable '${text}' contains NUL`);
-  const bytes = encodeDerivationText(text);
-  const c = new Uint8Array(bytes.length + 1);
-  c.set(bytes);
-  return c;
+  return cStrings([text]).buffer;
 }
 
-/** A NULL-terminated array of pointers to `strings` (which must outlive its use). */
-function pointers(strings: readonly Uint8Array<ArrayBuffer>[]): BigUint64Array<ArrayBuffer> {
-  const array = new BigUint64Array(strings.length + 1);
-  for (const [i, s] of strings.entries()) {
-    array[i] = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(s)));
+/**
+ * `strings` as C strings packed in one buffer (bytes that are not UTF-8 come back as such), and
+ * a NULL-terminated array of pointers to them, valid while `buffer` lives: one encoding and one
+ * pointer lookup for a builder's whole environment.
+ */
+function cStrings(strings: readonly string[]): {
+  buffer: Uint8Array<ArrayBuffer>;
+  pointers: BigUint64Array<ArrayBuffer>;
+} {
+  for (const text of strings) {
+    if (text.includes("\0")) throw new TypeError(`Argument or variable '${text}' contains NUL`);
   }
-  return array;
+  const buffer = encodeDerivationText(strings.join("\0") + "\0");
+  const pointers = new BigUint64Array(strings.length + 1);
+  const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer)));
+  for (let i = 0, start = 0; i < strings.length; i++, start = buffer.indexOf(0, start) + 1) {
+    pointers[i] = base + BigInt(start);
+  }
+  return { buffer, pointers };
 }

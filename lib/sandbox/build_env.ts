@@ -64,8 +64,16 @@ const GRAPH_FILE_NAME = /^[A-Za-z_][A-Za-z0-9_.-]*$/;
 
 /** `/<nix32(sha256("nix-output:<name>"))>`, the placeholder `builtins.placeholder` returns. */
 export function hashPlaceholder(outputName: string): string {
-  return "/" + encodeNixBase32(hashBytes("sha256", `nix-output:${outputName}`).bytes);
+  let placeholder = placeholders.get(outputName);
+  if (placeholder === undefined) {
+    placeholder = "/" + encodeNixBase32(hashBytes("sha256", `nix-output:${outputName}`).bytes);
+    placeholders.set(outputName, placeholder);
+  }
+  return placeholder;
 }
+
+/** Every build computes those of its outputs: `out`, `dev`, ... over and over. */
+const placeholders = new Map<string, string>();
 
 /** The name of the file that carries `passAsFile` attribute `name`. */
 export function passAsFileName(name: string): string {

@@ -6,6 +6,7 @@
 
 import { dirname } from "node:path";
 import { concatBytes } from "../hashing/mod.ts";
+import { removeTree } from "../store/mod.ts";
 
 /**
  * Nix's line assembly, on bytes: `\r` moves the write position back to the start of the current
@@ -187,7 +188,7 @@ export function openCompressedLog(
           return;
         }
         const write = size === 0
-          ? removeStale(path)
+          ? Promise.resolve(path).then(removeTree) // a stat, commonly: no thread needed
           : gzip(buffered.length === 1 ? buffered[0] : concatBytes(buffered, size))
             .then((bytes) => writeWhole(path, bytes));
         if (options.defer) options.defer(write);
@@ -201,15 +202,6 @@ export function openCompressedLog(
       },
     }),
   );
-}
-
-/** A silent builder's log: none, and none left from an earlier build. */
-async function removeStale(path: string): Promise<void> {
-  try {
-    await Deno.remove(path);
-  } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
-  }
 }
 
 /** `bytes` gzip-compressed (a Web CompressionStream: `node:zlib` costs ~20 ms to load). */

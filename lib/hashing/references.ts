@@ -6,18 +6,21 @@
 import { HASH_PART_LENGTH } from "./store_path.ts";
 import { isNixBase32Digit } from "./nix_base32.ts";
 
+/** A set of hash parts, or a map keyed by them. */
+export type HashParts = Pick<ReadonlySet<string>, "has" | "size">;
+
 const IS_DIGIT = new Uint8Array(256).map((_, c) => isNixBase32Digit(c) ? 1 : 0);
 const decoder = new TextDecoder();
 
 /** Feeds chunks in with `update`; `found` holds the hash parts seen so far. */
 export class ReferenceScanner {
   readonly found = new Set<string>();
-  readonly #candidates: Set<string>;
+  readonly #candidates: HashParts;
   #tail = new Uint8Array(0);
 
-  /** `hashParts`: the 32-character hash parts to look for. */
-  constructor(hashParts: Iterable<string>) {
-    this.#candidates = new Set(hashParts);
+  /** `hashParts`: the 32-character hash parts to look for (not copied: a build's can be many). */
+  constructor(hashParts: HashParts) {
+    this.#candidates = hashParts;
   }
 
   update(chunk: Uint8Array): void {

@@ -205,33 +205,24 @@ export async function superviseBuilder(
   options: SuperviseOptions,
 ): Promise<BuilderResult> {
   const timers = options.timers ?? REAL_TIMERS;
-  const timedOut = new AbortController();
-  const silent = new AbortController();
-  const logLimit = new AbortController();
-  const sources = [timedOut.signal, silent.signal, logLimit.signal];
-  if (options.signal) sources.push(options.signal);
-  const stop = AbortSignal.any(sources);
-
   let exited = false;
   let cause: BuilderOutcome | undefined;
-  const onStop = () => {
-    if (exited) return;
-    const reason = stop.reason;
-    cause = reason === TIMED_OUT || reason === SILENT || reason === LOG_LIMIT ? reason : CANCELLED;
+  // The first of the clocks, the log limit and `signal` to fire names the outcome.
+  const stop = (reason: BuilderOutcome) => {
+    if (exited || cause !== undefined) return;
+    cause = reason;
     void handle.kill();
   };
+  const onAbort = () => stop(CANCELLED);
 
   const totalTimer = options.timeout
-    ? timers.setTimeout(() => timedOut.abort(TIMED_OUT), options.timeout * 1000)
+    ? timers.setTimeout(() => stop(TIMED_OUT), options.timeout * 1000)
     : undefined;
   let silenceTimer: unknown;
   const resetSilence = () => {
     if (!options.maxSilentTime || exited) return;
     if (silenceTimer !== undefined) timers.clearTimeout(silenceTimer);
-    silenceTimer = timers.setTimeout(
-      () => silent.abort(SILENT),
-      options.maxSilentTime * 1000,
-    );
+    silenceTimer = timers.setTimeout(() => stop(SILENT), options.maxSilentTime * 1000);
   };
   const stopClocks = () => {
     exited = true;
@@ -240,15 +231,15 @@ export async function superviseBuilder(
   };
 
   resetSilence();
-  if (stop.aborted) onStop();
-  else stop.addEventListener("abort", onStop, { once: true });
+  if (options.signal?.aborted) onAbort();
+  else options.signal?.addEventListener("abort", onAbort, { once: true });
   try {
     const [status, log] = await Promise.all([
       handle.status.finally(stopClocks),
       pumpBuildLog(handle.output, {
         ...options,
         onChunk: resetSilence,
-        onLogLimit: () => logLimit.abort(LOG_LIMIT),
+        onLogLimit: () => stop(LOG_LIMIT),
       }),
     ]);
     return { outcome: cause ?? statusOutcome(status), tail: log.tail, logBytes: log.bytes };
@@ -257,7 +248,7 @@ export async function superviseBuilder(
     throw error;
   } finally {
     stopClocks();
-    stop.removeEventListener("abort", onStop);
+    options.signal?.removeEventListener("abort", onAbort);
   }
 }
 

@@ -49,7 +49,7 @@ export function scanOutput(
     fixed?: DerivationOutput & { kind: "fixed" };
   },
 ): ScannedOutput {
-  const scanner = new ReferenceScanner(options.candidates.keys());
+  const scanner = new ReferenceScanner(options.candidates);
   const fixed = options.fixed;
   let extra: Hasher | undefined;
   if (fixed?.method === "nar" && fixed.hash.algorithm !== "sha256") {

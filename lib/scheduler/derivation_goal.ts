@@ -104,8 +104,10 @@ async function buildLocked(
   const wantedOutputs = () =>
     Object.fromEntries([...planned.wanted].sort().map((o) => [o, outputPaths.get(o)!]));
   const validNow = new Set<string>();
+  const invalid: string[] = [];
   for (const [name, path] of outputPaths) {
-    if (!planned.corrupt.has(name) && store.isValidPath(path)) validNow.add(name);
+    if (!store.isValidPath(path)) invalid.push(path);
+    else if (!planned.corrupt.has(name)) validNow.add(name);
   }
   if (!planned.check && [...planned.wanted].every((o) => validNow.has(o))) {
     return { status: "already-valid", outputs: wantedOutputs() };
@@ -117,9 +119,7 @@ async function buildLocked(
     const problem = unsandboxedProblem(planned, validNow, context.storeRoot);
     if (problem !== undefined) return failure("spawn-error", problem);
   }
-  for (const [name, path] of outputPaths) {
-    if (!store.isValidPath(path) && !validNow.has(name)) removeTree(store.physicalPath(path));
-  }
+  for (const path of invalid) removeTree(store.physicalPath(path));
   const cancelled = () => failure("cancelled", `build of '${drvPath}' was cancelled`);
   // The input closure and the reference candidates, once the inputs are registered (commonly
   // while the builder runs): only the sandbox and the exported reference graphs need them first.

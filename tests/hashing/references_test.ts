@@ -6,7 +6,7 @@ const B = "q4mzjdlh5px6977h7v5fdsk1p33yg583";
 const encoder = new TextEncoder();
 
 function scan(chunks: string[], parts = [A, B]): string[] {
-  const scanner = new ReferenceScanner(parts);
+  const scanner = new ReferenceScanner(new Set(parts));
   for (const c of chunks) scanner.update(encoder.encode(c));
   return [...scanner.found].sort();
 }

@@ -193,12 +193,9 @@ class Run {
     goal.startTime = this.#now();
     this.#running.add(goal);
     this.#progress.start(kind);
-    this.#emit(() => ({
-      type: "started",
-      kind,
-      path: goal.path,
-      progress: this.#progress.snapshot(),
-    }));
+    // Started early, it is announced once its dependency has succeeded: if that fails instead,
+    // it was never started as far as anyone can tell, as in Nix.
+    if (goal.earlyDependency === undefined) this.#announce(goal);
     const fn = kind === "build"
       ? this.#options.build
       : (this.#options.substitute ?? noSubstituters);
@@ -209,6 +206,15 @@ class Run {
     invoke(fn, goal.path, goal.controller.signal, hooks)
       .then((settled) => this.#settle(goal, settled))
       .catch((error) => this.#reject(error));
+  }
+
+  #announce(goal: Goal): void {
+    this.#emit(() => ({
+      type: "started",
+      kind: goal.node.kind,
+      path: goal.path,
+      progress: this.#progress.snapshot(),
+    }));
   }
 
   /** A build's outputs are on disk: the dependents it is the last dependency of may start. */
@@ -280,7 +286,7 @@ class Run {
         dependent.controller!.abort(
           new DOMException(`Stopped because '${goal.path}' failed`, "AbortError"),
         );
-      }
+      } else if (dependent.state === "running") this.#announce(dependent); // else once it launches
       const heldBack = dependent.heldBack;
       dependent.heldBack = undefined;
       if (heldBack !== undefined) this.#settle(dependent, heldBack);

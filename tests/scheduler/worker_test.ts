@@ -520,14 +520,15 @@ Deno.test("runGoals() starts a dependent early once its last dependency's output
   work.succeed("top");
   const results = await run;
   assertEquals(statuses(results), { top: "built", mid: "built", low: "built", side: "built" });
+  // A goal started early is announced once its dependency has succeeded.
   assertEquals(events, [
     "started low running=1",
-    "started mid running=1",
     "finished low running=1",
+    "started mid running=1",
     "finished mid running=0",
     "started side running=1",
-    "started top running=1",
     "finished side running=1",
+    "started top running=1",
     "finished top running=0",
   ]);
 });
@@ -552,7 +553,13 @@ Deno.test("runGoals() fails a dependent started early when its dependency then f
   for (const keepGoing of [false, true]) {
     const graph = graphOf({ top: ["mid"], mid: ["low"], low: [] });
     const work = new ManualWork();
-    const run = runGoals(graph, ["top"], { build: work.build, maxJobs: 1, keepGoing });
+    const started: string[] = [];
+    const run = runGoals(graph, ["top"], {
+      build: work.build,
+      maxJobs: 1,
+      keepGoing,
+      onEvent: (e) => e.type === "started" && started.push(e.path),
+    });
     await work.nextCall();
     work.hooksOf("low").outputsReady();
     assertEquals(await work.nextCall(), "mid");
@@ -568,6 +575,7 @@ Deno.test("runGoals() fails a dependent started early when its dependency then f
       low: "failed:output-rejected",
     }, `keepGoing ${keepGoing}`);
     assertEquals(messageOf(results, "mid"), "1 dependencies of derivation 'mid' failed to build");
+    assertEquals(started, ["low"], "mid ran, but was never announced");
   }
 });
 

@@ -7,6 +7,7 @@
 import { basename, join } from "node:path";
 import { type Derivation, encodeDerivationText } from "../derivation/mod.ts";
 import {
+  type BuildEnvironment,
   type BuilderResult,
   type BwrapConfig,
   type ExportedPathInfo,
@@ -92,6 +93,24 @@ export interface Round {
   result: BuilderResult;
 }
 
+/**
+ * What a round can have ready before its inputs exist (while the build it waits for runs): its
+ * build dir and the environment, which names that dir.
+ */
+export interface PreparedRound {
+  buildDir: string;
+  environment: BuildEnvironment;
+}
+
+/** Takes a build dir for `job` and computes its environment (see {@link PreparedRound}). */
+export async function prepareRound(
+  job: Pick<RoundJob, "drv" | "outputPaths" | "fixedOutput" | "sandboxed">,
+  context: RoundContext,
+): Promise<PreparedRound> {
+  const buildDir = await context.buildDirs.take(job.drv.name);
+  return { buildDir, environment: roundEnvironment(job, buildDir, context) };
+}
+
 /** Where output `path` is after a round: the sandbox's store, or its place in the real store. */
 export function outputLocation(store: LocalStore, round: Round, path: string): string {
   return round.rootDir === undefined
@@ -99,10 +118,17 @@ export function outputLocation(store: LocalStore, round: Round, path: string): s
     : join(round.rootDir, "store", basename(path));
 }
 
-/** Runs the builder once. Throws (e.g. a spawn error) after removing what it created. */
-export async function runRound(job: RoundJob, context: RoundContext): Promise<Round> {
+/**
+ * Runs the builder once, from `prepared` where given (which it then owns). Throws (e.g. a spawn
+ * error) after removing what it created.
+ */
+export async function runRound(
+  job: RoundJob,
+  context: RoundContext,
+  prepared?: PreparedRound,
+): Promise<Round> {
   const { store, settings } = context;
-  const buildDir = await context.buildDirs.take(job.drv.name);
+  const buildDir = prepared?.buildDir ?? await context.buildDirs.take(job.drv.name);
   const round: Round = { buildDir, result: undefined as unknown as BuilderResult };
   try {
     let sandbox: BwrapConfig | undefined;
@@ -121,15 +147,7 @@ export async function runRound(job: RoundJob, context: RoundContext): Promise<Ro
       };
       sandbox.copiedInputs = await prepareSandbox(sandbox);
     }
-    const environment = makeBuildEnvironment(job.drv, {
-      storeDir: store.storeDir,
-      buildDir: job.sandboxed ? settings.sandboxBuildDir : buildDir,
-      cores: settings.cores,
-      outputPaths: job.outputPaths,
-      fixedOutput: job.fixedOutput,
-      impureEnv: context.impureEnv,
-      referenceGraphs: referenceGraphs(store, job.drv),
-    });
+    const environment = prepared?.environment ?? roundEnvironment(job, buildDir, context);
     for (const [name, contents] of environment.files) {
       Deno.writeFileSync(join(buildDir, name), encodeDerivationText(contents));
     }
@@ -203,6 +221,23 @@ export function removeDir(dir: string, context: Pick<RoundContext, "background">
       .catch(() => removeTree(dir)) // read-only directories, or already gone
       .catch(() => {}), // left to the store's cleanup of stale temporaries
   );
+}
+
+function roundEnvironment(
+  job: Pick<RoundJob, "drv" | "outputPaths" | "fixedOutput" | "sandboxed">,
+  buildDir: string,
+  context: RoundContext,
+): BuildEnvironment {
+  const { store, settings } = context;
+  return makeBuildEnvironment(job.drv, {
+    storeDir: store.storeDir,
+    buildDir: job.sandboxed ? settings.sandboxBuildDir : buildDir,
+    cores: settings.cores,
+    outputPaths: job.outputPaths,
+    fixedOutput: job.fixedOutput,
+    impureEnv: context.impureEnv,
+    referenceGraphs: referenceGraphs(store, job.drv),
+  });
 }
 
 /** The closures `exportReferencesGraph` asks for, with the store's information on each path. */

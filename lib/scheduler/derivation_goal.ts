@@ -7,7 +7,9 @@
  * An unsandboxed build with one round lets its dependents start once its outputs are final on
  * disk (canonicalised), before they are hashed, checked and registered (see `BuildHooks`); such a
  * dependent runs its builder while that happens, and reads the store's record of its inputs
- * (closure, reference candidates) only afterwards.
+ * (closure, reference candidates) only afterwards. Such a build is also prepared (its build dir
+ * taken, its environment computed) while the build it waits for runs: its way from that build's
+ * end to its own builder is then the lock, the validity check and the spawn.
  *
  * Without the sandbox the builder writes the outputs at their real place, which needs the store's
  * physical root to be `/` and every output path to be free: a rebuild of a valid output (`--check`,
@@ -25,6 +27,8 @@ import type { BuildPlan, PlannedDerivation } from "./plan.ts";
 import type { BuildFunction, BuildHooks } from "./worker.ts";
 import {
   outputLocation,
+  type PreparedRound,
+  prepareRound,
   removeDir,
   removeRound,
   type Round,
@@ -66,20 +70,87 @@ export function buildLogPath(logDir: string, drvPath: string): string {
   return join(logDir, base.slice(0, 2), base.slice(2) + LOG_FILE_EXTENSION);
 }
 
-/** The scheduler's build function for the derivations of `context.plan`. */
-export function makeBuildFunction(context: DerivationGoalContext): BuildFunction {
-  const run: RunState = { ...context, closures: new ClosureCache(context.store) };
-  return (drvPath, signal, hooks) => {
-    const planned = context.plan.derivations.get(drvPath);
-    if (planned === undefined) throw new Error(`Internal error: '${drvPath}' is not planned`);
-    const outputs = [...planned.outputPaths.values()];
-    return context.store.withPathLock(outputs, () => buildLocked(planned, signal, hooks, run));
+/** The scheduler's functions for the derivations of `context.plan` (see `WorkerOptions`). */
+export interface DerivationGoals {
+  build: BuildFunction;
+  prepare(drvPath: string): void;
+  /** Gives back what was prepared for builds that never started; call once the run has ended. */
+  releasePrepared(): Promise<void>;
+}
+
+/** The build and prepare functions for the derivations of `context.plan`. */
+export function makeDerivationGoals(context: DerivationGoalContext): DerivationGoals {
+  const run: RunState = {
+    ...context,
+    closures: new ClosureCache(context.store),
+    prepared: new Map(),
+  };
+  let released = false;
+  const started = new Set<string>();
+  const planned = (drvPath: string) => {
+    const found = context.plan.derivations.get(drvPath);
+    if (found === undefined) throw new Error(`Internal error: '${drvPath}' is not planned`);
+    return found;
+  };
+  return {
+    build(drvPath, signal, hooks) {
+      started.add(drvPath);
+      const derivation = planned(drvPath);
+      const outputs = [...derivation.outputPaths.values()];
+      return context.store.withPathLock(outputs, async () => {
+        const prepared = { round: await run.prepared.get(drvPath)?.catch(() => undefined) };
+        run.prepared.delete(drvPath);
+        try {
+          return await buildLocked(derivation, signal, hooks, run, prepared);
+        } finally {
+          if (prepared.round) context.buildDirs.give(prepared.round.buildDir); // not used
+        }
+      });
+    },
+    prepare(drvPath) {
+      const derivation = planned(drvPath);
+      const { sandboxed, fixedOutput } = buildMode(derivation, context.settings);
+      if (sandboxed || needsInputsFirst(derivation)) return;
+      // After the current microtasks: the build that is starting reaches its builder first.
+      setImmediate(() => {
+        if (released || started.has(drvPath)) return;
+        const job = { ...derivation, fixedOutput, sandboxed };
+        const prepared = prepareRound(job, context);
+        prepared.catch(() => {}); // taken by the build (or released), which sees the error
+        run.prepared.set(drvPath, prepared);
+      });
+    },
+    async releasePrepared() {
+      released = true;
+      for (const prepared of run.prepared.values()) {
+        await prepared.then((p) => context.buildDirs.give(p.buildDir), () => {});
+      }
+      run.prepared.clear();
+    },
   };
 }
 
 /** The context plus what the builds of one run share. */
 interface RunState extends DerivationGoalContext {
   closures: ClosureCache;
+  /** Rounds prepared for builds not started yet (see `DerivationGoals.prepare`). */
+  prepared: Map<string, Promise<PreparedRound>>;
+}
+
+/** Whether `planned` builds in the sandbox, and whether it is a fixed-output derivation. */
+function buildMode(
+  planned: PlannedDerivation,
+  settings: DerivationGoalContext["settings"],
+): { sandboxed: boolean; fixedOutput: boolean } {
+  const fixedOutput = derivationType(planned.drv) === "fixed";
+  const sandboxed = settings.sandbox === "on" ||
+    (settings.sandbox === "relaxed" && !fixedOutput && planned.drv.env.get("__noChroot") !== "1");
+  return { sandboxed, fixedOutput };
+}
+
+/** Whether the builder's environment needs the inputs' registrations (exported reference graphs). */
+function needsInputsFirst(planned: PlannedDerivation): boolean {
+  return planned.drv.env.has("exportReferencesGraph") || planned.drv.env.has("__json");
 }
 
 /** A build's outputs after its first round, before they are registered. */
@@ -93,11 +164,13 @@ function failure(reason: FailureOutcome["reason"], message: string): FailureOutc
   return { status: "failed", reason, message };
 }
 
+/** Builds `planned` under its output locks, from its `prepared` round where there is one. */
 async function buildLocked(
   planned: PlannedDerivation,
   signal: AbortSignal,
   hooks: BuildHooks,
   context: RunState,
+  prepared: { round?: PreparedRound },
 ): Promise<BuildOutcome> {
   const { store, settings } = context;
   const { path: drvPath, drv, outputPaths } = planned;
@@ -112,9 +185,7 @@ async function buildLocked(
   if (!planned.check && [...planned.wanted].every((o) => validNow.has(o))) {
     return { status: "already-valid", outputs: wantedOutputs() };
   }
-  const fixedOutput = derivationType(drv) === "fixed";
-  const sandboxed = settings.sandbox === "on" ||
-    (settings.sandbox === "relaxed" && !fixedOutput && drv.env.get("__noChroot") !== "1");
+  const { sandboxed, fixedOutput } = buildMode(planned, settings);
   if (!sandboxed) {
     const problem = unsandboxedProblem(planned, validNow, context.storeRoot);
     if (problem !== undefined) return failure("spawn-error", problem);
@@ -130,7 +201,7 @@ async function buildLocked(
     return { paths, candidates };
   });
   inputs.catch(() => {}); // awaited later (a bad input then fails the build), never unhandled
-  const inputsFirst = sandboxed || drv.env.has("exportReferencesGraph") || drv.env.has("__json");
+  const inputsFirst = sandboxed || needsInputsFirst(planned);
   const inputPaths = inputsFirst ? (await inputs)?.paths : [];
   if (inputPaths === undefined) return cancelled();
   const job: RoundJob = {
@@ -154,8 +225,10 @@ async function buildLocked(
   try {
     for (let n = 1; n <= rounds; n++) {
       let round: Round;
+      const ready = prepared.round;
+      prepared.round = undefined; // the round owns it now
       try {
-        round = await runRound(job, context);
+        round = await runRound(job, context, ready);
       } catch (error) {
         if (signal.aborted) return cancelled();
         return failure(

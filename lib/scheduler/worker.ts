@@ -69,6 +69,12 @@ export type SubstituteFunction = (
 
 export interface WorkerOptions {
   build: BuildFunction;
+  /**
+   * Called for a build goal when the last dependency it waits for starts, at most once per goal:
+   * it may get ready what needs no inputs (a build dir, an environment) while that runs. The
+   * goal may still never start (the dependency can fail).
+   */
+  prepare?: (drvPath: string) => void;
   /** Without it every substitute goal fails with reason `no-substituters`. */
   substitute?: SubstituteFunction;
   /** Concurrent builds (`max-jobs`); default 1, as Nix. 0 allows substitutions only. */
@@ -206,6 +212,12 @@ class Run {
     invoke(fn, goal.path, goal.controller.signal, hooks)
       .then((settled) => this.#settle(goal, settled))
       .catch((error) => this.#reject(error));
+    for (const dependent of goal.dependents) {
+      if (
+        dependent.state === "waiting" && dependent.pending === 1 &&
+        dependent.failedDependencies === 0 && dependent.node.kind === "build"
+      ) this.#options.prepare?.(dependent.path);
+    }
   }
 
   #announce(goal: Goal): void {

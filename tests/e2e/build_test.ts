@@ -214,6 +214,27 @@ Deno.test("kiln build fails a dependent started early when its dependency's outp
     }
   }));
 
+Deno.test("kiln build leaves no build dir behind, prepared for a dependent or not", () =>
+  withStore(async (store, set) => {
+    // b is prepared (its dir taken) while a runs; a fails, so b never starts.
+    const a = set.add({ name: "a", script: "echo a > $out; exit 1" });
+    const b = set.add({ name: "b", inputs: [a], script: "echo b > $out" });
+    const x = set.add({ name: "x", script: "echo x > $out" });
+    const y = set.add({ name: "y", inputs: [x], script: "echo y > $out" });
+    await addAll(store, set);
+    const tmp = Deno.makeTempDirSync();
+    store.env.TMPDIR = tmp;
+    try {
+      const failed = await store.run(["build", "--no-sandbox", b.path]);
+      assertEquals(failed.code, 100, failed.stderr);
+      assertEquals(Deno.readDirSync(tmp).toArray(), []);
+      assertEquals(await store.ok(["build", "--no-sandbox", y.path]), `${y.outputs.out}\n`);
+      assertEquals(Deno.readDirSync(tmp).toArray(), []);
+    } finally {
+      Deno.removeSync(tmp, { recursive: true });
+    }
+  }));
+
 Deno.test("kiln build -K keeps the build directory of a failed build", () =>
   withStore(async (store, set) => {
     const bad = set.add({ name: "bad", script: "echo kept > file; exit 1" });

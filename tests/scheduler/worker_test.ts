@@ -533,6 +533,27 @@ Deno.test("runGoals() starts a dependent early once its last dependency's output
   ]);
 });
 
+Deno.test("runGoals() asks to prepare a build once the last dependency it waits for starts", async () => {
+  const graph = graphOf({ top: ["a", "b"], a: [], b: [] });
+  const work = new ManualWork();
+  const prepared: string[] = [];
+  const run = runGoals(graph, ["top"], {
+    build: work.build,
+    prepare: (path) => prepared.push(path),
+    maxJobs: 1,
+  });
+  const first = await work.nextCall();
+  assertEquals(prepared, [], "top still waits for two");
+  work.succeed(first);
+  const second = await work.nextCall();
+  assertEquals(prepared, ["top"]);
+  work.succeed(second);
+  assertEquals(await work.nextCall(), "top");
+  work.succeed("top");
+  assertEquals((await run).get("top")!.status, "built");
+  assertEquals(prepared, ["top"], "once");
+});
+
 Deno.test("runGoals() starts early only the dependents whose last dependency it is", async () => {
   const graph = graphOf({ top: ["a", "b"], a: [], b: [] });
   const work = new ManualWork();

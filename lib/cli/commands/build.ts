@@ -15,8 +15,9 @@ import {
   type BuildResult,
   type BuildSettings,
   type BuildTarget,
+  type DerivationGoals,
   exitCodeOf,
-  makeBuildFunction,
+  makeDerivationGoals,
   nixStatusOf,
   planBuild,
   runGoals,
@@ -298,13 +299,14 @@ async function realise(
   let shareDir: string | undefined;
   const background = new Set<Promise<void>>();
   const buildDirs = new BuildDirs(Deno.env.get("TMPDIR") || "/tmp", background);
+  let goals: DerivationGoals | undefined;
   try {
     let sandboxShare: SandboxShare | undefined;
     if (needed && settings.sandbox !== "off") {
       shareDir = store.makeTempPath("sandbox-share");
       sandboxShare = makeSandboxShare(shareDir, { sandboxBuildDir: settings.sandboxBuildDir });
     }
-    const build = makeBuildFunction({
+    goals = makeDerivationGoals({
       store,
       storeRoot: config.storeRoot,
       settings,
@@ -332,7 +334,8 @@ async function realise(
       }
     };
     const results = await runGoals(plan.graph, plan.roots, {
-      build,
+      build: goals.build,
+      prepare: goals.prepare,
       maxJobs: options.maxJobs,
       keepGoing: options.keepGoing,
       signal: controller.signal,
@@ -342,6 +345,7 @@ async function realise(
     return results;
   } finally {
     for (const s of signals) Deno.removeSignalListener(s, onSignal);
+    await goals?.releasePrepared();
     await Promise.all(background);
     buildDirs.close();
     if (shareDir !== undefined) removeTree(shareDir);

@@ -32,33 +32,25 @@ export async function lockPaths(
   paths: Iterable<string>,
   kind: LockKind = loadLibc() ? "ranges" : "files",
 ): Promise<PathLocks> {
-  Deno.mkdirSync(lockDir, { recursive: true });
   const names = [...new Set([...paths].map((p) => basename(p)))].sort();
   const libc = kind === "ranges" ? loadLibc() : undefined;
-  return libc ? await lockRanges(libc, lockDir, names) : await lockFiles(lockDir, names);
+  if (libc) return await lockRanges(libc, lockDir, names);
+  Deno.mkdirSync(lockDir, { recursive: true });
+  return await lockFiles(lockDir, names);
 }
 
 const O_RDWR_CREAT_CLOEXEC = 0o2 | 0o100 | 0o2000000;
 const F_OFD_SETLK = 37;
 const F_OFD_SETLKW = 38;
 const F_WRLCK = 1;
+const ENOENT = 2;
 const EINTR = 4;
 const EAGAIN = 11;
 const EACCES = 13;
 
 /** The byte ranges of `names` in the lock dir's `paths.lock`, on an open file description. */
 async function lockRanges(libc: Libc, lockDir: string, names: string[]): Promise<PathLocks> {
-  const file = join(lockDir, "paths.lock");
-  // Each call has an open file description of its own: its locks exclude this process's others.
-  const fd = libc.symbols.openCreate(
-    cString(file),
-    O_RDWR_CREAT_CLOEXEC,
-    0o644,
-  );
-  if (fd < 0) {
-    Deno.openSync(file, { read: true, write: true, create: true }).close(); // throws Deno's error
-    throw new Error(`Internal error: cannot open '${file}' through libc`);
-  }
+  const fd = openLockFile(libc, lockDir);
   let held = true;
   const locks: PathLocks = {
     unlock() {
@@ -80,7 +72,7 @@ async function lockRanges(libc: Libc, lockDir: string, names: string[]): Promise
         const why = errno(libc);
         if (why !== EAGAIN && why !== EACCES && why !== EINTR) {
           throw new Deno.errors.PermissionDenied(
-            `Cannot lock '${name}' in '${file}' (errno ${why})`,
+            `Cannot lock '${name}' in '${join(lockDir, "paths.lock")}' (errno ${why})`,
           );
         }
         if (why !== EINTR && (await libc.symbols.fcntlLockWait(fd, F_OFD_SETLKW, flock)) === 0) {
@@ -93,6 +85,29 @@ async function lockRanges(libc: Libc, lockDir: string, names: string[]): Promise
     throw e;
   }
   return locks;
+}
+
+/** `paths.lock` C paths by lock dir: a build takes a lock or two, and a chain has many builds. */
+const lockFilePaths = new Map<string, Uint8Array<ArrayBuffer>>();
+
+/**
+ * A new open file description of `paths.lock` in `lockDir` (each call has its own: its locks
+ * exclude this process's others), making the file, and the directory where it is missing.
+ */
+function openLockFile(libc: Libc, lockDir: string): number {
+  const file = join(lockDir, "paths.lock");
+  let c = lockFilePaths.get(lockDir);
+  if (c === undefined) lockFilePaths.set(lockDir, c = cString(file));
+  let fd = libc.symbols.openCreate(c, O_RDWR_CREAT_CLOEXEC, 0o644);
+  if (fd < 0 && errno(libc) === ENOENT) {
+    Deno.mkdirSync(lockDir, { recursive: true });
+    fd = libc.symbols.openCreate(c, O_RDWR_CREAT_CLOEXEC, 0o644);
+  }
+  if (fd < 0) {
+    Deno.openSync(file, { read: true, write: true, create: true }).close(); // throws Deno's error
+    throw new Error(`Internal error: cannot open '${file}' through libc`);
+  }
+  return fd;
 }
 
 /** Where the lock of `name` lies: a 62-bit FNV-1a hash of it (two 32-bit ones, seeded apart). */

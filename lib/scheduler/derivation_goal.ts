@@ -73,6 +73,7 @@ export function buildLogPath(logDir: string, drvPath: string): string {
 /** The scheduler's functions for the derivations of `context.plan` (see `WorkerOptions`). */
 export interface DerivationGoals {
   build: BuildFunction;
+  /** Gets an unsandboxed build's round ready (in the next macrotask) while it waits. */
   prepare(drvPath: string): void;
   /** Gives back what was prepared for builds that never started; call once the run has ended. */
   releasePrepared(): Promise<void>;

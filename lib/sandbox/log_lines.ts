@@ -154,7 +154,8 @@ const LOG_BUFFER_BYTES = 1 << 16;
  * path a millisecond or more on a busy file system. A builder that printed nothing leaves no file
  * (and none from an earlier build of the same derivation): where creating a file (and its
  * directory) costs more than running a trivial builder, that is most of a chain's log writing;
- * `openBuildLog` gives such a build's log as empty, as Nix prints its empty log file.
+ * `openBuildLog` gives such a build's log as empty, as Nix prints its empty log file. One that
+ * failed gets its empty file ({@link writeEmptyLog}), as its log is all there is to see of it.
  */
 export function openCompressedLog(
   path: string,
@@ -203,6 +204,17 @@ export function openCompressedLog(
     }),
   );
 }
+
+/** Writes the log file of a builder that printed nothing (the gzip of no bytes). */
+export function writeEmptyLog(path: string): Promise<void> {
+  return writeWhole(path, EMPTY_GZIP);
+}
+
+/** The gzip file of no bytes, as `gzip -n` writes it. */
+// deno-fmt-ignore
+const EMPTY_GZIP = new Uint8Array([
+  0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0, 0, 0x03, 0x03, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+]);
 
 /** `bytes` gzip-compressed (a Web CompressionStream: `node:zlib` costs ~20 ms to load). */
 async function gzip(bytes: Uint8Array): Promise<Uint8Array> {

@@ -19,6 +19,7 @@ import {
   type SandboxShare,
   spawnBuilder,
   superviseBuilder,
+  writeEmptyLog,
 } from "../sandbox/mod.ts";
 import { type LocalStore, removeTree } from "../store/mod.ts";
 import type { Watchdog } from "./watchdog.ts";
@@ -190,6 +191,10 @@ export async function runRound(
       });
     } finally {
       watchdog?.remove(handle.pid);
+    }
+    const { outcome, logBytes } = round.result;
+    if (logBytes === 0 && !(outcome.kind === "exited" && outcome.code === 0)) {
+      await warnOnFailure(writeEmptyLog(job.logPath)); // as Nix keeps a failed build's log
     }
     return round;
   } catch (error) {

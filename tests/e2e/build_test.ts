@@ -43,10 +43,14 @@ for (const sandbox of [false, true]) {
         assertEquals(await store.ok(["log", silent.path]), "");
         assertEquals(await store.ok(["log", silent.outputs.out]), "");
         const never = set.add({ name: "never", script: "echo > $out" });
+        // A silent builder that fails keeps its (empty) log, as in Nix.
+        const quietFailure = set.add({ name: "quiet-failure", script: "exit 1" });
         await addAll(store, set);
         const none = await store.run(["log", never.path]);
         assertEquals(none.code, 1);
         assertStringIncludes(none.stderr, `build log of '${never.path}' is not available`);
+        assertEquals((await store.run(["build", flag, quietFailure.path])).code, 100);
+        assertEquals(await store.ok(["log", quietFailure.path]), "");
         // Built once: a second run finds it valid and runs nothing.
         const again = await store.run(["build", flag, a.path]);
         assertEquals(again.stdout, `${a.outputs.out}\n`);

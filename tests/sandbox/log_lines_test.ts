@@ -9,6 +9,7 @@ import {
   openCompressedLog,
   pumpBuildLog,
   splitLogLines,
+  writeEmptyLog,
 } from "../../lib/sandbox/mod.ts";
 import { assertEquals } from "../_assert.ts";
 
@@ -116,6 +117,19 @@ Deno.test("openCompressedLog() leaves no file for a silent builder, and none fro
     assertEquals(Deno.readDirSync(dir).toArray(), []);
     await pumpBuildLog(streamOf(""), { logLines: 1, logFile: await openCompressedLog(path) });
     assertEquals(Deno.readDirSync(dir).toArray(), []);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+Deno.test("writeEmptyLog() writes a failed silent builder's log as a gzip file of nothing", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const path = join(dir, "xy", "silent.drv" + LOG_FILE_EXTENSION);
+    await writeEmptyLog(path);
+    assertEquals(gunzipSync(Deno.readFileSync(path)).length, 0);
+    const gzip = new Deno.Command("gzip", { args: ["-t", path] }).outputSync();
+    assertEquals(gzip.success, true, new TextDecoder().decode(gzip.stderr));
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

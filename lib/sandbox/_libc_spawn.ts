@@ -25,6 +25,8 @@ export interface LibcChild {
   /** stdout and stderr together. */
   output: ReadableStream<Uint8Array>;
   status: Promise<LibcStatus>;
+  /** With `input`: ends the child's stdin (so does this process's exit, however it comes). */
+  closeInput?: () => void;
 }
 
 const SYMBOLS = {
@@ -136,13 +138,14 @@ export function libcSpawnAvailable(): boolean {
 
 /**
  * Starts `argv[0]` (an absolute path: no PATH search) with `argv` (its first element cut to the
- * base name), exactly `env`, in `cwd`.
+ * base name), exactly `env`, in `cwd`; stdin is `/dev/null`, or with `input` a pipe from here.
  * Rejects with a Deno error (NotFound, PermissionDenied, ...) when it cannot be started.
  */
 export async function libcSpawn(
   argv: readonly string[],
   env: Record<string, string>,
   cwd: string,
+  options: { input?: boolean } = {},
 ): Promise<LibcChild> {
   const lib = loadLibc();
   if (lib === undefined) throw new Error("Internal error: libcSpawn() is not available here");
@@ -155,6 +158,12 @@ export async function libcSpawn(
   const fds = new Int32Array(2);
   if (s.pipe2(fds, O_CLOEXEC) !== 0) throw new Deno.errors.Interrupted("Cannot create a pipe");
   const [readEnd, writeEnd] = fds;
+  const input = options.input ? new Int32Array(2) : undefined;
+  if (input && s.pipe2(input, O_CLOEXEC) !== 0) {
+    s.close(readEnd);
+    s.close(writeEnd);
+    throw new Deno.errors.Interrupted("Cannot create a pipe");
+  }
   const actions = new Uint8Array(OPAQUE_BYTES);
   const attr = new Uint8Array(OPAQUE_BYTES);
   const pid = new Int32Array(1);
@@ -162,7 +171,8 @@ export async function libcSpawn(
   s.posix_spawn_file_actions_init(actions);
   s.posix_spawnattr_init(attr);
   try {
-    s.posix_spawn_file_actions_addopen(actions, 0, DEV_NULL, 0, 0);
+    if (input) s.posix_spawn_file_actions_adddup2(actions, input[0], 0);
+    else s.posix_spawn_file_actions_addopen(actions, 0, DEV_NULL, 0, 0);
     s.posix_spawn_file_actions_adddup2(actions, writeEnd, 1);
     s.posix_spawn_file_actions_adddup2(actions, writeEnd, 2);
     s.posix_spawn_file_actions_addchdir_np(actions, cwdC);
@@ -179,12 +189,26 @@ export async function libcSpawn(
     s.posix_spawn_file_actions_destroy(actions);
     s.posix_spawnattr_destroy(attr);
     s.close(writeEnd);
+    if (input) s.close(input[0]);
   }
   if (error !== 0) {
     s.close(readEnd);
+    if (input) s.close(input[1]);
     throw spawnError(argv[0], cwd, error);
   }
-  return { pid: pid[0], output: readPipe(lib, readEnd), status: waitFor(lib, pid[0]) };
+  const child: LibcChild = {
+    pid: pid[0],
+    output: readPipe(lib, readEnd),
+    status: waitFor(lib, pid[0]),
+  };
+  if (input) {
+    let open = true;
+    child.closeInput = () => {
+      if (open) s.close(input[1]);
+      open = false;
+    };
+  }
+  return child;
 }
 
 /** The pipe as a stream; the fd is closed at EOF, or on cancel once no read is under way. */

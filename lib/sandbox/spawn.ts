@@ -153,6 +153,36 @@ function spawnWrapped(
   };
 }
 
+/** A helper process of kiln's (see {@link spawnHelper}). */
+export interface HelperHandle {
+  /** Ends the helper's stdin. */
+  closeInput(): void;
+  /** Settles when it exits. */
+  status: Promise<unknown>;
+}
+
+/**
+ * Starts a helper of kiln's (not a builder): `argv` (an absolute program) with an empty
+ * environment, its output discarded, its stdin a pipe that `closeInput` ends, and so does this
+ * process's exit, however it comes. Through libc where it can (Deno's subprocess machinery, loaded
+ * on first use, costs ~5 ms), in a session of its own; else with Deno's spawn.
+ */
+export async function spawnHelper(argv: readonly string[]): Promise<HelperHandle> {
+  if (libcSpawnAvailable()) {
+    const child = await libcSpawn(argv, {}, "/", { input: true });
+    await child.output.cancel();
+    return { closeInput: child.closeInput!, status: child.status };
+  }
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    stdin: "piped",
+    stdout: "null",
+    stderr: "null",
+    clearEnv: true,
+  }).spawn();
+  return { closeInput: () => void child.stdin.close().catch(() => {}), status: child.status };
+}
+
 /** Timer functions, injectable so that tests drive the clocks. */
 export interface Timers {
   setTimeout(callback: () => void, ms: number): unknown;

@@ -8,6 +8,8 @@
  * can be killed without it (a write through the pipe would wait for kiln's event loop).
  */
 
+import { type HelperHandle, spawnHelper } from "../sandbox/mod.ts";
+
 const SCRIPT = `trap '' INT
 cat >/dev/null
 s=
@@ -23,32 +25,28 @@ rm -f "$1"
 
 /** A running watchdog; `close()` ends it (killing whatever is still listed). */
 export class Watchdog {
-  readonly #child: Deno.ChildProcess;
+  readonly #helper: HelperHandle;
   readonly #list: Deno.FsFile;
   readonly #encoder = new TextEncoder();
   readonly #listed = new Set<number>();
   #broken = false;
 
-  private constructor(child: Deno.ChildProcess, list: Deno.FsFile) {
-    this.#child = child;
+  private constructor(helper: HelperHandle, list: Deno.FsFile) {
+    this.#helper = helper;
     this.#list = list;
   }
 
   /** Starts the watchdog shell; undefined when it cannot be started. */
-  static start(): Watchdog | undefined {
+  static async start(): Promise<Watchdog | undefined> {
     let path: string | undefined;
     try {
       path = makeListFile();
       const list = Deno.openSync(path, { append: true });
       try {
-        const child = new Deno.Command("/bin/sh", {
-          args: ["-c", SCRIPT, "kiln-watchdog", path],
-          stdin: "piped",
-          stdout: "null",
-          stderr: "null",
-          clearEnv: true,
-        }).spawn();
-        return new Watchdog(child, list);
+        return new Watchdog(
+          await spawnHelper(["/bin/sh", "-c", SCRIPT, "kiln-watchdog", path]),
+          list,
+        );
       } catch (e) {
         list.close();
         throw e;
@@ -81,8 +79,8 @@ export class Watchdog {
       }
     }
     this.#list.close();
-    await this.#child.stdin.close().catch(() => {});
-    await this.#child.status;
+    this.#helper.closeInput();
+    await this.#helper.status;
   }
 
   #write(line: string): void {

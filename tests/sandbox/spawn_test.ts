@@ -1,4 +1,4 @@
-import { runBuilder, spawnBuilder } from "../../lib/sandbox/mod.ts";
+import { runBuilder, spawnBuilder, spawnHelper } from "../../lib/sandbox/mod.ts";
 import { assert, assertEquals, assertRejects } from "../_assert.ts";
 import { isRunning, readLines, readText, waitUntilGone } from "./_process.ts";
 
@@ -199,3 +199,23 @@ for (const launcher of LAUNCHERS) {
     );
   });
 }
+
+Deno.test("spawnHelper() gives the helper a stdin that closeInput() ends", async () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    const helper = await spawnHelper([
+      "/bin/sh",
+      "-c",
+      `cat > /dev/null; echo "stdin ended, env: $(env | wc -l)" > ${dir}/out`,
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assertEquals(Deno.readDirSync(dir).toArray(), [], "the helper waits for its input to end");
+    helper.closeInput();
+    await helper.status;
+    // Only what sh itself sets (PWD, SHLVL, _ or OLDPWD): nothing of kiln's environment.
+    const [, count] = Deno.readTextFileSync(`${dir}/out`).match(/env: (\d+)/)!;
+    assert(Number(count) <= 4, `environment of ${count} variables`);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

@@ -295,7 +295,7 @@ async function realise(
   for (const s of signals) Deno.addSignalListener(s, onSignal);
   const needed = plan.roots.some((p) => !plan.graph.get(p)!.valid);
   // Only unsandboxed builders need it (bwrap's --die-with-parent covers the others).
-  const watchdog = needed && settings.sandbox !== "on" ? Watchdog.start() : undefined;
+  const watchdog = needed && settings.sandbox !== "on" ? await Watchdog.start() : undefined;
   let shareDir: string | undefined;
   const background = new Set<Promise<void>>();
   const buildDirs = new BuildDirs(Deno.env.get("TMPDIR") || "/tmp", background);

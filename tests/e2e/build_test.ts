@@ -203,12 +203,13 @@ Deno.test("kiln build fails a dependent started early when its dependency's outp
     });
     await addAll(store, set);
     for (const flags of [[], ["--keep-going"]]) {
-      const r = await store.run(["build", "--no-sandbox", ...flags, c.path, "--json"]);
+      const r = await store.run(["build", "--no-sandbox", "-L", ...flags, c.path, "--json"]);
       assertEquals(r.code, 1, r.stderr);
       assertStringIncludes(r.stderr, `error: output '${b.outputs.out}' is not allowed to refer`);
       // c ran (its log tells), but is not announced: as far as the output tells, it never started.
       assertEquals(await store.ok(["log", c.path]), "started\n", "c did not start early");
       assert(!r.stderr.includes(`building '${c.path}'`), r.stderr);
+      assert(!r.stderr.includes("c> started"), "c's lines stay in its log");
       const results = JSON.parse(r.stdout);
       assertEquals(results[0].status, "DependencyFailed", r.stdout);
       assertEquals(results[0].errorMsg, `1 dependencies of derivation '${c.path}' failed to build`);
@@ -257,10 +258,14 @@ Deno.test("kiln build -K keeps the build directory of a failed build", () =>
 Deno.test("kiln build -L prints the builder's lines prefixed with its name", () =>
   withStore(async (store, set) => {
     const a = set.add({ name: "loud", script: "echo line1; echo line2 >&2; echo > $out" });
+    // b starts early (as soon as a's output is in place), but is announced only once a is
+    // registered: its lines come after its announcement all the same.
+    const b = set.add({ name: "next", inputs: [a], script: "echo right away; echo > $out" });
     await addAll(store, set);
-    const r = await store.run(["build", "--no-sandbox", "-L", a.path]);
+    const r = await store.run(["build", "--no-sandbox", "-L", b.path]);
     assertEquals(r.code, 0, r.stderr);
     assertStringIncludes(r.stderr, "loud> line1\nloud> line2\n");
+    assertStringIncludes(r.stderr, `building '${b.path}'...\nnext> right away\n`);
   }));
 
 Deno.test({

@@ -300,6 +300,10 @@ async function realise(
   const background = new Set<Promise<void>>();
   const buildDirs = new BuildDirs(Deno.env.get("TMPDIR") || "/tmp", background);
   let goals: DerivationGoals | undefined;
+  // -L: a build started early is announced once its dependency has succeeded; its lines wait
+  // until then, and go only to its log if that dependency fails.
+  const announced = new Set<string>();
+  const held = new Map<string, string[]>();
   try {
     let sandboxShare: SandboxShare | undefined;
     if (needed && settings.sandbox !== "off") {
@@ -318,7 +322,13 @@ async function realise(
       sandboxShare,
       background,
       onLine: options.printLogs
-        ? (drvPath, line) => printStderr(`${plan.derivations.get(drvPath)!.drv.name}> ${line}`)
+        ? (drvPath, line) => {
+          const text = `${plan.derivations.get(drvPath)!.drv.name}> ${line}`;
+          if (announced.has(drvPath)) return printStderr(text);
+          let lines = held.get(drvPath);
+          if (lines === undefined) held.set(drvPath, lines = []);
+          lines.push(text);
+        }
         : undefined,
       onNote: (message) => printStderr(`note: ${message}`),
       onWarning: warn,
@@ -329,7 +339,13 @@ async function realise(
           ? "checking outputs of"
           : "building";
         printStderr(`${verb} '${event.path}'...`);
-      } else if (event.result.status === "failed" && event.result.reason !== "cancelled") {
+        announced.add(event.path);
+        for (const text of held.get(event.path) ?? []) printStderr(text);
+        held.delete(event.path);
+        return;
+      }
+      held.delete(event.path); // never announced: its lines stay in its log only
+      if (event.result.status === "failed" && event.result.reason !== "cancelled") {
         printStderr(`error: ${event.result.message}`);
       }
     };

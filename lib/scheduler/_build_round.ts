@@ -228,6 +228,7 @@ export function removeDir(dir: string, context: Pick<RoundContext, "background">
   );
 }
 
+/** The builder's environment for `job` in `buildDir` (the sandbox's own build dir inside it). */
 function roundEnvironment(
   job: Pick<RoundJob, "drv" | "outputPaths" | "fixedOutput" | "sandboxed">,
   buildDir: string,

@@ -10,8 +10,9 @@
  * registered, which takes a chain's registration off its critical path (no Nix scheduler does
  * this). Only a dependent whose last dependency that was is started so, and it learns through
  * `dependenciesRegistered` when it may register its own outputs; if the dependency then fails,
- * the dependent is aborted and counts as failed by its dependency, as if it had never started.
- * Its result is held back until the dependency has settled, so results keep Nix's order.
+ * the dependent is aborted and counts as failed by its dependency, as if it had never started:
+ * its `started` event comes only once the dependency has succeeded. Its result is held back until
+ * the dependency has settled, so results keep Nix's order.
  *
  * Failure policy (Nix 2.8): without keep-going, the first failure fails its dependents with
  * `N dependencies of derivation '<drv>' failed to build`, aborts the goals still running (Nix

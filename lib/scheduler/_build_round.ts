@@ -84,6 +84,8 @@ export interface RoundJob {
   inputPaths: string[];
   logPath: string;
   signal: AbortSignal;
+  /** Called once the builder runs. */
+  onSpawned?: () => void;
 }
 
 /** A finished round: its directories (the caller removes them) and how the builder ended. */
@@ -175,6 +177,7 @@ export async function runRound(
       await logFile.abort(error);
       throw error;
     }
+    job.onSpawned?.();
     // bwrap's --die-with-parent already takes a sandboxed builder down with kiln.
     const watchdog = job.sandboxed ? undefined : context.watchdog;
     watchdog?.add(handle.pid);

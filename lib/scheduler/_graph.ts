@@ -52,6 +52,8 @@ export interface Goal {
   earlyDependency?: Goal;
   /** Settles once `earlyDependency` has: true when it succeeded. */
   dependencyOutcome?: PromiseWithResolvers<boolean>;
+  /** Resolved once the goal, started early, is underway (see `BuildHooks.underway`). */
+  underway?: PromiseWithResolvers<void>;
   /** How the goal's function settled, held back until `earlyDependency` has settled. */
   heldBack?: Settled;
   /** Started early by a dependency that then failed: it counts as a dependency failure. */

@@ -203,6 +203,7 @@ async function buildLocked(
   });
   inputs.catch(() => {}); // awaited later (a bad input then fails the build), never unhandled
   const inputsFirst = sandboxed || needsInputsFirst(planned);
+  if (inputsFirst) hooks.underway();
   const inputPaths = inputsFirst ? (await inputs)?.paths : [];
   if (inputPaths === undefined) return cancelled();
   const job: RoundJob = {
@@ -214,6 +215,7 @@ async function buildLocked(
     inputPaths: sandboxed ? sandboxStorePaths(inputPaths, context) : [],
     logPath: buildLogPath(context.logDir, drvPath),
     signal,
+    onSpawned: hooks.underway,
   };
   // Outputs examined: with --check all of them, else those to register.
   const examined = [...outputPaths.keys()].filter((o) => planned.check || !validNow.has(o));
@@ -254,11 +256,9 @@ async function buildLocked(
         if (candidates === undefined) return cancelled();
         const locations = outputLocations(planned, round, examined, context);
         if (typeof locations === "string") return failure("output-rejected", locations);
-        if (releaseEarly && hooks.outputsReady()) {
-          // The dependents just started reach their builders first (their way there awaits
-          // nothing but promises, commonly), and this build's checks overlap with them.
-          await new Promise((resolve) => setImmediate(resolve));
-        }
+        // The dependents just started reach their builders first; this build's checks then
+        // overlap with them.
+        if (releaseEarly) await hooks.outputsReady();
         const collected = collect(planned, locations, candidates);
         if ("status" in collected) return collected;
         const problem = n === 1

@@ -48,11 +48,18 @@ export type BuildFunction = (
 export interface BuildHooks {
   /**
    * The outputs are final on disk (not yet registered): dependents may start now, and this
-   * build's slot is free. True when dependents were started: the caller should then yield a
-   * macrotask before it goes on, so that they reach their builders first. Ignored after the
-   * first call, and before this build's own `dependenciesRegistered` has settled.
+   * build's slot is free. Resolves to true when dependents were started, once those that took a
+   * slot are underway (so that they reach their builders before this build's checks go on), to
+   * false at once when none were. Ignored after the first call, and before this build's own
+   * `dependenciesRegistered` has settled.
    */
-  outputsReady(): boolean;
+  outputsReady(): Promise<boolean>;
+  /**
+   * This build has gone as far as it can on its own: its builder runs, or it waits for
+   * `dependenciesRegistered` first. The dependency that started it early waits for this (or for
+   * the build to settle) before it goes on with its checks.
+   */
+  underway(): void;
   /**
    * Settles true once the dependencies are all registered (at once, unless one of them started
    * this build early); false when one of them failed, and this build is aborted. Outputs must not
@@ -62,6 +69,7 @@ export interface BuildHooks {
 }
 
 const REGISTERED = Promise.resolve(true);
+const NOT_STARTED = Promise.resolve(false);
 /** Substitutes `storePath`; should settle soon after `signal` aborts. */
 export type SubstituteFunction = (
   storePath: string,
@@ -208,6 +216,7 @@ class Run {
       : (this.#options.substitute ?? noSubstituters);
     const hooks: BuildHooks = {
       outputsReady: () => this.#outputsReady(goal),
+      underway: () => goal.underway?.resolve(),
       dependenciesRegistered: goal.dependencyOutcome?.promise ?? REGISTERED,
     };
     invoke(fn, goal.path, goal.controller.signal, hooks)
@@ -231,10 +240,10 @@ class Run {
   }
 
   /** A build's outputs are on disk: the dependents it is the last dependency of may start. */
-  #outputsReady(goal: Goal): boolean {
-    if (goal.state !== "running" || goal.early || this.#stopping) return false;
+  #outputsReady(goal: Goal): Promise<boolean> {
+    if (goal.state !== "running" || goal.early || this.#stopping) return NOT_STARTED;
     // Its own dependency is not registered yet: nothing may build on this goal's outputs.
-    if (goal.earlyDependency !== undefined) return false;
+    if (goal.earlyDependency !== undefined) return NOT_STARTED;
     goal.early = true;
     this.#pools[goal.node.kind].release();
     this.#progress.release(goal.node.kind);
@@ -245,15 +254,21 @@ class Run {
       dependent.pending = 0;
       dependent.earlyDependency = goal;
       dependent.dependencyOutcome = Promise.withResolvers();
+      dependent.underway = Promise.withResolvers();
       started.push(dependent);
       this.#makeReady(dependent);
     }
     goal.startedEarly = started;
     this.#pump();
-    return started.length > 0;
+    if (started.length === 0) return NOT_STARTED;
+    // Only those that took a slot: one still queued may wait for a slot this goal's own
+    // dependents hold while they wait for its registration.
+    const launched = started.filter((dependent) => dependent.state === "running");
+    return Promise.all(launched.map((dependent) => dependent.underway!.promise)).then(() => true);
   }
 
   #settle(goal: Goal, settled: Settled): void {
+    goal.underway?.resolve();
     if (goal.earlyDependency !== undefined) {
       goal.heldBack = settled;
       return;

@@ -206,9 +206,13 @@ Deno.test({
   ignore,
   fn: () =>
     withSandbox(false, async (config) => {
+      // "started" once both children run sleep (each has exec'd): the snapshot below sees them.
+      const script = "sleep 1000 & a=$!; setsid sleep 1000 & b=$!; " +
+        "until read x </proc/$a/comm && read y </proc/$b/comm && [ $x$y = sleepsleep ]; do :; done; " +
+        "echo started; wait";
       await using handle = await spawnBuilder({
         program: "/bin/sh",
-        args: ["-c", "sleep 1000 & setsid sleep 1000 & echo started; wait"],
+        args: ["-c", script],
         env: { PATH: "/usr/bin:/bin" },
         cwd: "/",
         sandbox: config,
@@ -216,7 +220,7 @@ Deno.test({
       const reader = handle.output.getReader();
       assertEquals(await readLines(reader, 1), ["started"]);
       const tree = hostDescendants(handle.pid);
-      assert(tree.filter((pid) => comm(pid) === "sleep").length >= 1, "sleeps are in the tree");
+      assertEquals(tree.filter((pid) => comm(pid) === "sleep").length, 2, "sleeps are in the tree");
       await handle.kill();
       assertEquals(await waitUntilGone(tree), []);
       reader.releaseLock();

@@ -22,6 +22,8 @@ export class ManualWork {
   readonly calls: string[] = [];
   running = 0;
   maxRunning = 0;
+  /** A build is underway (`BuildHooks.underway`) as soon as it is called; else the test says so. */
+  underwayOnCall = true;
   readonly #open = new Map<string, Call>();
   readonly #unread: string[] = [];
   #unreadHead = 0;
@@ -41,6 +43,7 @@ export class ManualWork {
     hooks?: BuildHooks,
   ): Promise<BuildOutcome | SubstituteOutcome> {
     this.calls.push(path);
+    if (this.underwayOnCall) hooks?.underway();
     this.running++;
     this.maxRunning = Math.max(this.maxRunning, this.running);
     const promise = new Promise<BuildOutcome | SubstituteOutcome>((resolve, reject) => {

@@ -499,9 +499,9 @@ Deno.test("runGoals() starts a dependent early once its last dependency's output
   assertEquals(first, "low", "the longest chain goes first");
   assertEquals(await work.hooksOf("low").dependenciesRegistered, true);
   // Its slot is free now: with one job, mid (whose last dependency low is) starts at once.
-  assertEquals(work.hooksOf("low").outputsReady(), true);
+  assertEquals(await work.hooksOf("low").outputsReady(), true);
   assertEquals(await work.nextCall(), "mid");
-  assertEquals(work.hooksOf("low").outputsReady(), false, "a second call does nothing");
+  assertEquals(await work.hooksOf("low").outputsReady(), false, "a second call does nothing");
   let registered: boolean | undefined;
   work.hooksOf("mid").dependenciesRegistered.then((ok) => registered = ok);
   await Promise.resolve();
@@ -514,7 +514,7 @@ Deno.test("runGoals() starts a dependent early once its last dependency's output
   assertEquals(await work.nextCall(), "side");
   assertEquals(registered, true);
   // side is not top's last dependency yet... it is now (mid has settled): top starts early.
-  assertEquals(work.hooksOf("side").outputsReady(), true);
+  assertEquals(await work.hooksOf("side").outputsReady(), true);
   assertEquals(await work.nextCall(), "top");
   work.succeed("side");
   work.succeed("top");
@@ -531,6 +531,24 @@ Deno.test("runGoals() starts a dependent early once its last dependency's output
     "started top running=1",
     "finished top running=0",
   ]);
+});
+
+Deno.test("runGoals() lets a build go on from outputsReady once the dependents it started are underway", async () => {
+  const graph = graphOf({ top: ["low"], low: [] });
+  const work = new ManualWork();
+  work.underwayOnCall = false;
+  const run = runGoals(graph, ["top"], { build: work.build, maxJobs: 1 });
+  assertEquals(await work.nextCall(), "low");
+  let ready: boolean | undefined;
+  const outputsReady = work.hooksOf("low").outputsReady().then((started) => ready = started);
+  assertEquals(await work.nextCall(), "top");
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assertEquals(ready, undefined, "top is not underway yet");
+  work.hooksOf("top").underway();
+  assertEquals(await outputsReady, true);
+  work.succeed("low");
+  work.succeed("top");
+  assertEquals(statuses(await run), { top: "built", low: "built" });
 });
 
 Deno.test("runGoals() asks to prepare a build once the last dependency it waits for starts", async () => {
@@ -559,7 +577,7 @@ Deno.test("runGoals() starts early only the dependents whose last dependency it 
   const work = new ManualWork();
   const run = runGoals(graph, ["top"], { build: work.build, maxJobs: 2 });
   await work.nextCalls(2);
-  assertEquals(work.hooksOf("a").outputsReady(), false, "top still waits for b");
+  assertEquals(await work.hooksOf("a").outputsReady(), false, "top still waits for b");
   work.succeed("b");
   await new Promise((resolve) => setTimeout(resolve, 0));
   assertEquals(work.calls, ["a", "b"], "a has not settled: top waits for it");
@@ -582,7 +600,7 @@ Deno.test("runGoals() fails a dependent started early when its dependency then f
       onEvent: (e) => e.type === "started" && started.push(e.path),
     });
     await work.nextCall();
-    work.hooksOf("low").outputsReady();
+    await work.hooksOf("low").outputsReady();
     assertEquals(await work.nextCall(), "mid");
     const aborted = work.aborted("mid");
     work.fail("low", { reason: "output-rejected", message: "output of 'low' is not allowed" });
@@ -606,7 +624,7 @@ Deno.test("runGoals() fails a dependent started early but still queued when its 
   const work = new ManualWork();
   const run = runGoals(graph, ["top"], { build: work.build, maxJobs: 1, keepGoing: true });
   assertEquals(await work.nextCall(), "low");
-  assertEquals(work.hooksOf("low").outputsReady(), true);
+  assertEquals(await work.hooksOf("low").outputsReady(), true);
   assertEquals(await work.nextCall(), "x");
   work.fail("low");
   work.succeed("x");
@@ -631,7 +649,7 @@ Deno.test("runGoals() settles a held-back dependent after the rest of its depend
   assertEquals((await work.nextCalls(2)).sort(), ["f", "g"]);
   work.fail("f");
   await new Promise((resolve) => setTimeout(resolve, 0));
-  assertEquals(work.hooksOf("g").outputsReady(), true);
+  assertEquals(await work.hooksOf("g").outputsReady(), true);
   assertEquals(await work.nextCall(), "m");
   work.succeed("m");
   work.succeed("g");

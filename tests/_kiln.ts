@@ -35,6 +35,17 @@ export class KilnStore {
     return runProcess(Deno.execPath(), kilnArgs, { env: this.env, stdin });
   }
 
+  /** Starts kiln with `args`, its output piped: for tests that signal it while it runs. */
+  spawn(args: string[]): Deno.ChildProcess {
+    return new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-all", "--quiet", MAIN, ...args],
+      env: this.env,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+  }
+
   /** Runs kiln and returns its stdout, throwing with its stderr when it fails. */
   async ok(args: string[], stdin?: Uint8Array | string): Promise<string> {
     const r = await this.run(args, stdin);

@@ -9,4 +9,6 @@ export * from "./derivation_goal.ts";
 export * from "./watchdog.ts";
 export * from "./substitution_frontier.ts";
 export * from "./build_log.ts";
+export * from "./realise.ts";
+export * from "./run_events.ts";
 export { BuildDirs } from "./_build_dirs.ts";

@@ -92,3 +92,40 @@ Deno.test({
       assertStringIncludes(fallback.stderr, `building '${top.path}'`);
     }),
 });
+
+Deno.test("kiln build: Ctrl-C during substitution cancels it, and nothing is registered", () =>
+  withCache(async ({ user, top, cache, substituteFlags }) => {
+    // The cache over HTTP: narinfos come at once, a NAR's body never ends.
+    const narRequested = Promise.withResolvers<void>();
+    const bodies = new Set<ReadableStreamDefaultController<Uint8Array>>();
+    await using server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+      const path = new URL(req.url).pathname;
+      if (path.startsWith("/nar/")) {
+        narRequested.resolve();
+        let held: ReadableStreamDefaultController<Uint8Array>;
+        return new Response(
+          new ReadableStream({
+            start: (body) => void bodies.add(held = body),
+            cancel: () => void bodies.delete(held), // kiln hung up
+          }),
+        );
+      }
+      try {
+        return new Response(Deno.readFileSync(join(cache, path)));
+      } catch {
+        return new Response("", { status: 404 });
+      }
+    });
+    const url = `http://127.0.0.1:${server.addr.port}`;
+    const flags = substituteFlags.map((flag) => flag === `file://${cache}` ? url : flag);
+    const child = user.spawn(["build", "--max-jobs", "0", ...flags, top.path]);
+    await narRequested.promise;
+    child.kill("SIGINT");
+    const out = await child.output();
+    for (const body of bodies) body.close(); // else the server waits for them
+    const stderr = new TextDecoder().decode(out.stderr);
+    assertEquals(out.code, 1, stderr);
+    assertStringIncludes(stderr, "error: interrupted by the user");
+    assert(!stderr.includes("use --fallback"), stderr);
+    assertEquals((await user.run(["store", "path-info", top.outputs.out])).code, 1);
+  }));

@@ -3,33 +3,20 @@
 import { join } from "node:path";
 import { decodeDerivationBytes } from "../../derivation/mod.ts";
 import {
-  makeSandboxShare,
-  probeSandbox,
-  type SandboxShare,
-  withElfDependencies,
-} from "../../sandbox/mod.ts";
-import {
-  BuildDirs,
   buildLogDir,
-  type BuildPlan,
   type BuildResult,
   type BuildSettings,
   type BuildTarget,
-  type DerivationGoals,
   exitCodeOf,
-  makeDerivationGoals,
   nixStatusOf,
-  planBuild,
-  runGoals,
-  type SchedulerEvent,
-  Watchdog,
+  realise,
 } from "../../scheduler/mod.ts";
-import { LocalStore, removeTree } from "../../store/mod.ts";
+import { LocalStore } from "../../store/mod.ts";
 import { parseCommandArgs, UsageError } from "../args.ts";
-import { type Command, printJson, printLines, printStderr, warn } from "../command.ts";
-import type { Config, Settings } from "../config.ts";
+import { type Command, printJson, printLines, printStderr } from "../command.ts";
+import type { Settings } from "../config.ts";
+import { plainLines } from "../render.ts";
 import { addDerivations } from "../_derivation_input.ts";
-import { substituteOutputs } from "../_substitute_step.ts";
 
 const USAGE = `Usage: kiln build [OPTIONS] INSTALLABLE...
 
@@ -120,39 +107,38 @@ async function run(args: string[]): Promise<number> {
   if (values.check && values.repair) throw new UsageError("--check and --repair do not mix");
 
   const store = LocalStore.open(config);
+  // Ctrl-C (or SIGTERM) cancels the run, whatever it is doing: substituting or building.
+  const controller = new AbortController();
+  const onSignal = () =>
+    controller.abort(new DOMException("Interrupted by the user", "AbortError"));
+  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
+  for (const s of signals) Deno.addSignalListener(s, onSignal);
   try {
     const targets = await readInstallables(store, positionals);
-    const planOptions = { check: values.check, repair: values.repair };
-    let plan = planBuild(store, targets, planOptions);
-    if (!values.offline && !values.check && !values.repair) {
-      const failed = await substituteOutputs(store, config, plan, new AbortController().signal);
-      if (failed !== undefined) {
-        for (const result of failed) {
-          if (result.status === "failed") printStderr(`error: ${result.message}`);
-        }
-        if (failed.length > 0 && !(values.fallback || settings.getBool("fallback"))) {
-          printStderr("error: some substitutes failed; use --fallback to build them instead");
-          return 1;
-        }
-        plan = planBuild(store, targets, planOptions); // what arrived is valid now
-      }
-    }
-    const toBuild = plan.roots.filter((p, i) =>
-      !plan.graph.get(p)!.valid && plan.roots.indexOf(p) === i
-    );
-    const buildSettings = await resolveBuildSettings(settings, { rounds, needed: toBuild.length });
-    if (buildSettings.sandbox === "off" && values.check) {
-      throw new UsageError(
-        "--check needs the sandbox: without it the rebuilt outputs would overwrite the valid ones",
-      );
-    }
-    announce(toBuild);
-    const results = await realise(store, config, plan, buildSettings, {
-      keepGoing: settings.getBool("keep-going"),
+    await using run = realise(store, targets, {
+      storeRoot: config.storeRoot,
+      logDir: buildLogDir(config.stateDir),
+      tmpDir: Deno.env.get("TMPDIR") || "/tmp",
+      impureEnv: Deno.env.toObject(),
+      settings: buildSettings(settings, rounds),
+      sandboxFallback: settings.getBool("sandbox-fallback"),
       maxJobs: maxJobs(settings),
-      printLogs: values["print-build-logs"] ?? false,
-      check: values.check ?? false,
+      keepGoing: settings.getBool("keep-going"),
+      check: values.check,
+      repair: values.repair,
+      substitution: values.offline || settings.getList("substituters").length === 0 ? undefined : {
+        // The binary cache modules load only when there are caches to ask.
+        open: async () => (await import("../substituters.ts")).openSubstituter(store, config),
+        maxJobs: settings.getInt("max-substitution-jobs"),
+        fallback: values.fallback || settings.getBool("fallback"),
+      },
+      signal: controller.signal,
+      onEvent: plainLines({ printLogs: values["print-build-logs"] ?? false }),
     });
+    const outcome = await run.outcome;
+    if (controller.signal.aborted) printStderr("error: interrupted by the user");
+    if (outcome.status === "substitution-failed") return 1;
+    const { plan, results } = outcome;
     if (values.json) printJson([...results.values()].map(jsonResult));
     const code = exitCodeOf(results.values());
     if (code !== 0) {
@@ -178,6 +164,7 @@ async function run(args: string[]): Promise<number> {
     if (!values.json) printLines(lines);
     return 0;
   } finally {
+    for (const s of signals) Deno.removeSignalListener(s, onSignal);
     store.close();
   }
 }
@@ -232,141 +219,25 @@ function maxJobs(settings: Settings): number {
     : settings.getInt("max-jobs");
 }
 
-/** Settings for the builds, probing the sandbox once when something is to be built. */
-async function resolveBuildSettings(
-  settings: Settings,
-  options: { rounds: number; needed: number },
-): Promise<BuildSettings> {
+/** The build settings as asked for (the run probes the sandbox when it needs it). */
+function buildSettings(settings: Settings, rounds: number): BuildSettings {
   const mode = settings.get("sandbox");
   if (mode !== "true" && mode !== "false" && mode !== "relaxed") {
     throw new TypeError(`Setting 'sandbox' has value '${mode}', expected true, false or relaxed`);
   }
-  let sandbox: BuildSettings["sandbox"] = mode === "true" ? "on" : mode === "false" ? "off" : mode;
-  if (sandbox !== "off" && options.needed > 0) {
-    const probe = await probeSandbox();
-    if (!probe.ok) {
-      if (!settings.getBool("sandbox-fallback")) {
-        throw new TypeError(`The sandbox does not work here (${probe.reason})`);
-      }
-      warn(`the sandbox does not work here (${probe.reason}); building without it`);
-      sandbox = "off";
-    }
-  }
   const cores = settings.getInt("cores");
-  const sandboxPaths = settings.getList("sandbox-paths");
   return {
     cores: cores === 0 ? navigator.hardwareConcurrency : cores,
     timeout: settings.getInt("timeout"),
     maxSilentTime: settings.getInt("max-silent-time"),
     logLines: settings.getInt("log-lines"),
     maxLogSize: settings.getInt("max-build-log-size"),
-    sandbox,
-    // What a sandboxed builder loads (`ld.so --list`, a process) matters only in a sandbox.
-    sandboxPaths: sandbox === "off" ? sandboxPaths : withElfDependencies(sandboxPaths),
+    sandbox: mode === "true" ? "on" : mode === "false" ? "off" : mode,
+    sandboxPaths: settings.getList("sandbox-paths"),
     sandboxBuildDir: settings.get("sandbox-build-dir"),
     keepFailed: settings.getBool("keep-failed"),
-    rounds: options.rounds,
+    rounds,
   };
-}
-
-function announce(toBuild: string[]): void {
-  if (toBuild.length === 0) return;
-  const head = toBuild.length === 1
-    ? "this derivation will be built:"
-    : `these ${toBuild.length} derivations will be built:`;
-  printStderr([head, ...[...toBuild].sort().map((p) => `  ${p}`)].join("\n"));
-}
-
-/** Runs the goals with the CLI's progress lines, live logs and signal handling. */
-async function realise(
-  store: LocalStore,
-  config: Config,
-  plan: BuildPlan,
-  settings: BuildSettings,
-  options: { keepGoing: boolean; maxJobs: number; printLogs: boolean; check: boolean },
-): Promise<Map<string, BuildResult>> {
-  const controller = new AbortController();
-  let interrupted = false;
-  const onSignal = () => {
-    interrupted = true;
-    controller.abort(new DOMException("Interrupted by the user", "AbortError"));
-  };
-  const signals: Deno.Signal[] = ["SIGINT", "SIGTERM"];
-  for (const s of signals) Deno.addSignalListener(s, onSignal);
-  const needed = plan.roots.some((p) => !plan.graph.get(p)!.valid);
-  // Only unsandboxed builders need it (bwrap's --die-with-parent covers the others).
-  const watchdog = needed && settings.sandbox !== "on" ? await Watchdog.start() : undefined;
-  let shareDir: string | undefined;
-  const background = new Set<Promise<void>>();
-  const buildDirs = new BuildDirs(Deno.env.get("TMPDIR") || "/tmp", background);
-  let goals: DerivationGoals | undefined;
-  // -L: a build started early is announced once its dependency has succeeded; its lines wait
-  // until then, and go only to its log if that dependency fails.
-  const announced = new Set<string>();
-  const held = new Map<string, string[]>();
-  try {
-    let sandboxShare: SandboxShare | undefined;
-    if (needed && settings.sandbox !== "off") {
-      shareDir = store.makeTempPath("sandbox-share");
-      sandboxShare = makeSandboxShare(shareDir, { sandboxBuildDir: settings.sandboxBuildDir });
-    }
-    goals = makeDerivationGoals({
-      store,
-      storeRoot: config.storeRoot,
-      settings,
-      plan,
-      logDir: buildLogDir(config.stateDir),
-      buildDirs,
-      impureEnv: Deno.env.toObject(),
-      watchdog,
-      sandboxShare,
-      background,
-      onLine: options.printLogs
-        ? (drvPath, line) => {
-          const text = `${plan.derivations.get(drvPath)!.drv.name}> ${line}`;
-          if (announced.has(drvPath)) return printStderr(text);
-          let lines = held.get(drvPath);
-          if (lines === undefined) held.set(drvPath, lines = []);
-          lines.push(text);
-        }
-        : undefined,
-      onNote: (message) => printStderr(`note: ${message}`),
-      onWarning: warn,
-    });
-    const onEvent = (event: SchedulerEvent) => {
-      if (event.type === "started") {
-        const verb = options.check && plan.derivations.get(event.path)!.check
-          ? "checking outputs of"
-          : "building";
-        printStderr(`${verb} '${event.path}'...`);
-        announced.add(event.path);
-        for (const text of held.get(event.path) ?? []) printStderr(text);
-        held.delete(event.path);
-        return;
-      }
-      held.delete(event.path); // never announced: its lines stay in its log only
-      if (event.result.status === "failed" && event.result.reason !== "cancelled") {
-        printStderr(`error: ${event.result.message}`);
-      }
-    };
-    const results = await runGoals(plan.graph, plan.roots, {
-      build: goals.build,
-      prepare: goals.prepare,
-      maxJobs: options.maxJobs,
-      keepGoing: options.keepGoing,
-      signal: controller.signal,
-      onEvent,
-    });
-    if (interrupted) printStderr("error: interrupted by the user");
-    return results;
-  } finally {
-    for (const s of signals) Deno.removeSignalListener(s, onSignal);
-    await goals?.releasePrepared();
-    await Promise.all(background);
-    buildDirs.close();
-    if (shareDir !== undefined) removeTree(shareDir);
-    await watchdog?.close();
-  }
 }
 
 function jsonResult(result: BuildResult): Record<string, unknown> {

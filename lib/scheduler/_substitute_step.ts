@@ -1,38 +1,41 @@
 /**
- * `kiln build`'s substitution step, before anything is built: asks the configured caches for the
- * missing outputs of the plan (narinfo lookups for whole closures go out in parallel), fetches
- * the outputs of the topmost substitutable derivations with their closures in the substitution
- * pool, and reports what could not be fetched. The caller then plans again: what arrived is
- * valid, and what did not is built (with `fallback`) or is an error.
+ * A build run's substitution step, before anything is built: asks the caches for the missing
+ * outputs of the plan (narinfo lookups for whole closures go out in parallel), fetches the outputs
+ * of the topmost substitutable derivations with their closures in the substitution pool, and
+ * reports what could not be fetched. The run then plans again: what arrived is valid, and what
+ * did not is built (with `fallback`) or is an error.
  */
 
-import {
-  type BuildPlan,
-  type BuildResult,
-  missingOutputs,
-  runGoals,
-  substitutionFrontier,
-} from "../scheduler/mod.ts";
-import type { LocalStore } from "../store/mod.ts";
 import type { Substituter } from "../substituter/mod.ts";
-import { printStderr } from "./command.ts";
-import type { Config } from "./config.ts";
+import type { BuildResult } from "./build_result.ts";
+import type { SchedulerEvent } from "./events.ts";
+import type { BuildPlan } from "./plan.ts";
+import { missingOutputs, substitutionFrontier } from "./substitution_frontier.ts";
+import { runGoals } from "./worker.ts";
+
+/** The caches of a run, opened only when there is something to ask them for. */
+export interface SubstitutionOptions {
+  /** Opens the caches; what it returns is disposed of when the step ends. */
+  open(): Promise<{ substituter: Substituter } & Disposable>;
+  /** `max-substitution-jobs`. */
+  maxJobs: number;
+  /** Build what could not be substituted (else the run fails before building anything). */
+  fallback: boolean;
+}
 
 /**
- * The failed substitutions (empty when everything wanted arrived), or undefined when nothing was
- * fetched at all, so that the plan still holds.
+ * Substitutes what the caches have of `plan`'s missing outputs. Returns the failed substitutions
+ * (empty when everything wanted arrived), or undefined when nothing was fetched at all, so that
+ * the plan still holds. `onEvent` gets each substitution's NAR size where the cache said it.
  */
 export async function substituteOutputs(
-  store: LocalStore,
-  config: Config,
   plan: BuildPlan,
-  signal: AbortSignal,
+  options: SubstitutionOptions,
+  run: { signal: AbortSignal; onEvent: (event: SchedulerEvent, narSize?: number) => void },
 ): Promise<BuildResult[] | undefined> {
   const wanted = missingOutputs(plan);
-  if (wanted.length === 0 || config.settings.getList("substituters").length === 0) return undefined;
-  // The binary cache modules load only when there are caches to ask.
-  const { openSubstituter } = await import("./substituters.ts");
-  using handle = await openSubstituter(store, config);
+  if (wanted.length === 0) return undefined;
+  using handle = await options.open();
   const { substituter } = handle;
   if (substituter.caches.length === 0) return undefined;
   const available = await substitutablePaths(substituter, wanted);
@@ -42,13 +45,9 @@ export async function substituteOutputs(
   const results = await runGoals(fetch.graph, frontier, {
     build: (path) => Promise.reject(new Error(`Internal error: cannot build '${path}' here`)),
     substitute: (path, signal) => substituter.substitutePath(path, signal),
-    maxSubstitutionJobs: config.settings.getInt("max-substitution-jobs"),
-    signal,
-    onEvent: (event) => {
-      if (event.type !== "started") return;
-      const info = fetch.narInfos.get(event.path);
-      printStderr(`copying path '${event.path}'${info ? ` (${info.narSize} bytes)` : ""}...`);
-    },
+    maxSubstitutionJobs: options.maxJobs,
+    signal: run.signal,
+    onEvent: (event) => run.onEvent(event, fetch.narInfos.get(event.path)?.narSize),
   });
   return [...results.values()].filter((r) => r.status === "failed");
 }

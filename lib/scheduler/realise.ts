@@ -1,0 +1,355 @@
+/**
+ * A whole build run as a library call: plans the targets, substitutes what the caches have of the
+ * missing outputs, builds the rest and registers it, and tells what happens through one stream of
+ * events (see run_events.ts). Every front end starts, observes and cancels builds through it:
+ * `kiln build` renders the events as lines; a daemon renders them onto its clients' stderr.
+ *
+ * {@link realise} returns a {@link BuildRun}: its `outcome` settles once the run has cleaned up
+ * everything it started (the watchdog, build dirs, the sandbox share, background removals);
+ * `cancel()` (or the caller's signal) aborts what runs, which then reports cancelled; disposing
+ * of it (`await using`) cancels a run that is still going and waits for that cleanup.
+ */
+
+import {
+  makeSandboxShare,
+  probeSandbox,
+  type SandboxShare,
+  withElfDependencies,
+} from "../sandbox/mod.ts";
+import { type LocalStore, removeTree } from "../store/mod.ts";
+import type { BuildResult, GoalKind } from "./build_result.ts";
+import {
+  type BuildSettings,
+  type DerivationGoals,
+  makeDerivationGoals,
+} from "./derivation_goal.ts";
+import type { Progress, SchedulerEvent } from "./events.ts";
+import { type BuildPlan, type BuildTarget, planBuild } from "./plan.ts";
+import type { ActivityType, RunEvent, RunListener } from "./run_events.ts";
+import { Watchdog } from "./watchdog.ts";
+import { runGoals } from "./worker.ts";
+import { BuildDirs } from "./_build_dirs.ts";
+import { substituteOutputs, type SubstitutionOptions } from "./_substitute_step.ts";
+
+export type { SubstitutionOptions } from "./_substitute_step.ts";
+
+/** What a run needs besides the store and its targets. */
+export interface RealiseOptions {
+  /** The store's physical root: `/` when the store is at its logical place. */
+  storeRoot: string;
+  /** Where build logs go (see `buildLogDir`). */
+  logDir: string;
+  /** Where build dirs are made (the host's TMPDIR). */
+  tmpDir: string;
+  /** The environment that fixed-output derivations' `impureEnvVars` are taken from. */
+  impureEnv: Record<string, string>;
+  /** `sandbox` is the mode asked for; where the sandbox does not work, see `sandboxFallback`. */
+  settings: BuildSettings;
+  /** Where the sandbox does not work here: build without it (with a warning), else throw. */
+  sandboxFallback: boolean;
+  /** `max-jobs`: concurrent builds; 0 builds nothing locally. */
+  maxJobs: number;
+  keepGoing: boolean;
+  /** `--check`: rebuild valid derivations and compare (substitutes nothing). */
+  check?: boolean;
+  /** `--repair`: rebuild corrupt outputs (substitutes nothing). */
+  repair?: boolean;
+  /** Binary caches to substitute from before building; none when absent. */
+  substitution?: SubstitutionOptions;
+  /** Aborting it cancels the run, as `BuildRun.cancel` does. */
+  signal?: AbortSignal;
+  onEvent?: RunListener;
+}
+
+/**
+ * How a run ended: realised (each goal of the plan has its result, failures included), or
+ * stopped before building because substitutes failed without `fallback` (or it was cancelled).
+ */
+export type RealiseOutcome =
+  | { status: "realised"; plan: BuildPlan; results: Map<string, BuildResult> }
+  | { status: "substitution-failed"; failures: BuildResult[] };
+
+/** A running build run (see the module doc). */
+export class BuildRun implements AsyncDisposable {
+  /** Settles once the run has ended and cleaned up; rejects on bad input or a broken invariant. */
+  readonly outcome: Promise<RealiseOutcome>;
+  readonly #controller = new AbortController();
+
+  constructor(store: LocalStore, targets: readonly BuildTarget[], options: RealiseOptions) {
+    const signal = options.signal === undefined
+      ? this.#controller.signal
+      : AbortSignal.any([options.signal, this.#controller.signal]);
+    const events = new EventSink(options.onEvent, (error) => this.#controller.abort(error));
+    // What a throwing listener threw is the run's error, whatever the run made of the abort.
+    this.outcome = runPhases(store, targets, options, signal, events).finally(() =>
+      events.rethrow()
+    );
+  }
+
+  /** Aborts what runs (it reports cancelled) and starts nothing more. */
+  cancel(reason: unknown = new DOMException("The build run was cancelled", "AbortError")): void {
+    this.#controller.abort(reason);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    this.cancel();
+    await this.outcome.catch(() => {});
+  }
+}
+
+/** Starts realising `targets` in `store`. */
+export function realise(
+  store: LocalStore,
+  targets: readonly BuildTarget[],
+  options: RealiseOptions,
+): BuildRun {
+  return new BuildRun(store, targets, options);
+}
+
+async function runPhases(
+  store: LocalStore,
+  targets: readonly BuildTarget[],
+  options: RealiseOptions,
+  signal: AbortSignal,
+  events: EventSink,
+): Promise<RealiseOutcome> {
+  const planOptions = { check: options.check, repair: options.repair };
+  let plan = planBuild(store, targets, planOptions);
+  const substitution = options.substitution;
+  if (substitution !== undefined && !options.check && !options.repair) {
+    const tracker = new GoalActivities(events, "copyPaths");
+    const failures = await substituteOutputs(plan, substitution, {
+      signal,
+      onEvent: (event, narSize) => tracker.onEvent(event, { narSize }),
+    });
+    tracker.end();
+    if (failures !== undefined) {
+      if (signal.aborted || (failures.length > 0 && !substitution.fallback)) {
+        if (!signal.aborted) {
+          events.msg("error", "some substitutes failed; use --fallback to build them instead");
+        }
+        return { status: "substitution-failed", failures };
+      }
+      plan = planBuild(store, targets, planOptions); // what arrived is valid now
+    }
+  }
+  const toBuild = [...new Set(plan.roots.filter((p) => !plan.graph.get(p)!.valid))];
+  const settings = await resolveSandbox(options, toBuild.length > 0, events);
+  if (settings.sandbox === "off" && options.check) {
+    throw new TypeError(
+      "--check needs the sandbox: without it the rebuilt outputs would overwrite the valid ones",
+    );
+  }
+  if (toBuild.length > 0) {
+    const head = toBuild.length === 1
+      ? "this derivation will be built:"
+      : `these ${toBuild.length} derivations will be built:`;
+    events.msg("info", [head, ...toBuild.sort().map((p) => `  ${p}`)].join("\n"));
+  }
+  const results = await buildPlan(store, plan, { ...options, settings }, signal, events);
+  return { status: "realised", plan, results };
+}
+
+/** The settings with the sandbox the run really uses, probed once when something is built. */
+async function resolveSandbox(
+  options: RealiseOptions,
+  needed: boolean,
+  events: EventSink,
+): Promise<BuildSettings> {
+  let sandbox = options.settings.sandbox;
+  if (sandbox !== "off" && needed) {
+    const probe = await probeSandbox();
+    if (!probe.ok) {
+      if (!options.sandboxFallback) {
+        throw new TypeError(`The sandbox does not work here (${probe.reason})`);
+      }
+      events.msg("warn", `the sandbox does not work here (${probe.reason}); building without it`);
+      sandbox = "off";
+    }
+  }
+  const sandboxPaths = options.settings.sandboxPaths;
+  // What a sandboxed builder loads (`ld.so --list`, a process) matters only in a sandbox.
+  return {
+    ...options.settings,
+    sandbox,
+    sandboxPaths: sandbox === "off" ? sandboxPaths : withElfDependencies(sandboxPaths),
+  };
+}
+
+/** Builds what `plan` lacks, with the worker; cleans up what it started before it returns. */
+async function buildPlan(
+  store: LocalStore,
+  plan: BuildPlan,
+  options: RealiseOptions,
+  signal: AbortSignal,
+  events: EventSink,
+): Promise<Map<string, BuildResult>> {
+  const { settings } = options;
+  const needed = plan.roots.some((p) => !plan.graph.get(p)!.valid);
+  // Only unsandboxed builders need it (bwrap's --die-with-parent covers the others).
+  const watchdog = needed && settings.sandbox !== "on" ? await Watchdog.start() : undefined;
+  let shareDir: string | undefined;
+  const background = new Set<Promise<void>>();
+  const buildDirs = new BuildDirs(options.tmpDir, background);
+  let goals: DerivationGoals | undefined;
+  const tracker = new GoalActivities(events, "builds");
+  try {
+    let sandboxShare: SandboxShare | undefined;
+    if (needed && settings.sandbox !== "off") {
+      shareDir = store.makeTempPath("sandbox-share");
+      sandboxShare = makeSandboxShare(shareDir, { sandboxBuildDir: settings.sandboxBuildDir });
+    }
+    goals = makeDerivationGoals({
+      store,
+      storeRoot: options.storeRoot,
+      settings,
+      plan,
+      logDir: options.logDir,
+      buildDirs,
+      impureEnv: options.impureEnv,
+      watchdog,
+      sandboxShare,
+      background,
+      onLine: options.onEvent && ((drvPath, line) => tracker.logLine(drvPath, line)),
+      onNote: (message) => events.msg("info", `note: ${message}`),
+      onWarning: (message) => events.msg("warn", message),
+    });
+    return await runGoals(plan.graph, plan.roots, {
+      build: goals.build,
+      prepare: goals.prepare,
+      maxJobs: options.maxJobs,
+      keepGoing: options.keepGoing,
+      signal,
+      onEvent: (event) => {
+        const drv = plan.derivations.get(event.path);
+        const verb = options.check && drv?.check ? "checking outputs of" : "building";
+        tracker.onEvent(event, { text: `${verb} '${event.path}'`, name: drv?.drv.name });
+      },
+    });
+  } finally {
+    tracker.end();
+    await goals?.releasePrepared();
+    await Promise.all(background);
+    buildDirs.close();
+    if (shareDir !== undefined) removeTree(shareDir);
+    await watchdog?.close();
+  }
+}
+
+/** Emits events to the listener; a throwing listener stops the run, which then rejects. */
+class EventSink {
+  #nextId = 1;
+  #error: { error: unknown } | undefined;
+
+  constructor(
+    readonly listener: RunListener | undefined,
+    readonly onListenerError: (error: unknown) => void,
+  ) {}
+
+  newId(): number {
+    return this.#nextId++;
+  }
+
+  emit(make: () => RunEvent): void {
+    if (this.listener === undefined || this.#error !== undefined) return;
+    try {
+      this.listener(make());
+    } catch (error) {
+      this.#error = { error };
+      this.onListenerError(error);
+    }
+  }
+
+  msg(level: "error" | "warn" | "info", text: string): void {
+    this.emit(() => ({ type: "msg", level, text }));
+  }
+
+  /** Throws what the listener threw, if it did. */
+  rethrow(): void {
+    if (this.#error !== undefined) throw this.#error.error;
+  }
+}
+
+const CHILD: Record<"builds" | "copyPaths", ActivityType> = {
+  builds: "build",
+  copyPaths: "substitute",
+};
+const KIND: Record<"builds" | "copyPaths", GoalKind> = { builds: "build", copyPaths: "substitute" };
+
+/**
+ * Turns the worker's goal events into activities under one parent (`builds` or `copyPaths`),
+ * started with the first goal. A goal's log lines are held until its activity starts: a build
+ * started early starts only once its dependency has succeeded, and its lines stay in its log when
+ * that dependency fails.
+ */
+class GoalActivities {
+  readonly #events: EventSink;
+  readonly #parent: "builds" | "copyPaths";
+  #parentId = 0;
+  readonly #ids = new Map<string, number>();
+  readonly #held = new Map<string, string[]>();
+
+  constructor(events: EventSink, parent: "builds" | "copyPaths") {
+    this.#events = events;
+    this.#parent = parent;
+  }
+
+  onEvent(event: SchedulerEvent, start: { text?: string; name?: string; narSize?: number }): void {
+    const events = this.#events;
+    if (this.#parentId === 0) {
+      const id = this.#parentId = events.newId();
+      events.emit(() => ({ type: "start", id, activity: this.#parent, parent: 0, text: "" }));
+    }
+    if (event.type === "started") {
+      const id = events.newId();
+      this.#ids.set(event.path, id);
+      const text = start.text ?? `copying path '${event.path}'`;
+      events.emit(() => ({
+        type: "start",
+        id,
+        activity: CHILD[this.#parent],
+        parent: this.#parentId,
+        text,
+        path: event.path,
+        ...(start.name === undefined ? {} : { name: start.name }),
+        ...(start.narSize === undefined ? {} : { narSize: start.narSize }),
+      }));
+      for (const line of this.#held.get(event.path) ?? []) this.#line(id, line);
+    } else {
+      const id = this.#ids.get(event.path);
+      this.#ids.delete(event.path);
+      if (id !== undefined) events.emit(() => ({ type: "stop", id, result: event.result }));
+      const result = event.result;
+      if (result.status === "failed" && result.reason !== "cancelled") {
+        events.msg("error", result.message);
+      }
+    }
+    this.#held.delete(event.path);
+    this.#progress(event.progress);
+  }
+
+  logLine(path: string, line: string): void {
+    const id = this.#ids.get(path);
+    if (id !== undefined) return this.#line(id, line);
+    let lines = this.#held.get(path);
+    if (lines === undefined) this.#held.set(path, lines = []);
+    lines.push(line);
+  }
+
+  /** Stops the parent activity, if it started. */
+  end(): void {
+    const id = this.#parentId;
+    if (id !== 0) this.#events.emit(() => ({ type: "stop", id }));
+    this.#parentId = 0;
+  }
+
+  #line(id: number, line: string): void {
+    this.#events.emit(() => ({ type: "result", id, result: "buildLogLine", line }));
+  }
+
+  #progress(progress: Progress): void {
+    const id = this.#parentId;
+    const counts = progress[KIND[this.#parent]];
+    this.#events.emit(() => ({ type: "result", id, result: "progress", ...counts }));
+  }
+}

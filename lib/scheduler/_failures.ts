@@ -42,6 +42,12 @@ export function goalName(drvPath: string, outputs: string): string {
   return `building of '${drvPath}!${outputs}' from .drv file`;
 }
 
+/** `message` without the log tail that {@link builderFailure} appends, where it has one. */
+export function withoutLogTail(message: string): string {
+  const end = message.indexOf(";\nlast ");
+  return end < 0 ? message : message.slice(0, end);
+}
+
 /** The failure for a builder that ended other than with exit code 0. */
 export function builderFailure(result: BuilderResult, context: FailureContext): FailureOutcome {
   const { outcome, tail } = result;

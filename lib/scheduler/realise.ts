@@ -29,6 +29,7 @@ import type { ActivityType, RunEvent, RunListener } from "./run_events.ts";
 import { Watchdog } from "./watchdog.ts";
 import { runGoals } from "./worker.ts";
 import { BuildDirs } from "./_build_dirs.ts";
+import { withoutLogTail } from "./_failures.ts";
 import { substituteOutputs, type SubstitutionOptions } from "./_substitute_step.ts";
 
 export type { SubstitutionOptions } from "./_substitute_step.ts";
@@ -144,10 +145,40 @@ async function runPhases(
     const head = toBuild.length === 1
       ? "this derivation will be built:"
       : `these ${toBuild.length} derivations will be built:`;
-    events.msg("info", [head, ...toBuild.sort().map((p) => `  ${p}`)].join("\n"));
+    const lines = dependenciesFirst(plan, toBuild).map((p) => `  ${p}`);
+    events.msg("info", [head, ...lines].join("\n"));
   }
   const results = await buildPlan(store, plan, { ...options, settings }, signal, events);
   return { status: "realised", plan, results };
+}
+
+/**
+ * `paths` in the order Nix's `printMissing` lists them: a depth-first walk in sorted order that
+ * puts each derivation after the input derivations among them.
+ */
+function dependenciesFirst(plan: BuildPlan, paths: readonly string[]): string[] {
+  const among = new Set(paths);
+  const order: string[] = [];
+  const seen = new Set<string>();
+  for (const root of [...among].sort()) {
+    // Iterative post-order: [path, inputs pushed].
+    const stack: [string, boolean][] = [[root, false]];
+    while (stack.length > 0) {
+      const [path, expanded] = stack.pop()!;
+      if (expanded) {
+        order.push(path);
+        continue;
+      }
+      if (seen.has(path)) continue;
+      seen.add(path);
+      stack.push([path, true]);
+      const inputs = [...plan.derivations.get(path)!.drv.inputDrvs.keys()];
+      for (const input of inputs.filter((i) => among.has(i)).sort().reverse()) {
+        stack.push([input, false]);
+      }
+    }
+  }
+  return order;
 }
 
 /** The settings with the sandbox the run really uses, probed once when something is built. */
@@ -300,6 +331,8 @@ class GoalActivities {
       const id = this.#parentId = events.newId();
       events.emit(() => ({ type: "start", id, activity: this.#parent, parent: 0, text: "" }));
     }
+    // As Nix: a goal's activity starts before the progress that counts it running, and a
+    // finished goal's progress and error come before its activity stops.
     if (event.type === "started") {
       const id = events.newId();
       this.#ids.set(event.path, id);
@@ -314,18 +347,26 @@ class GoalActivities {
         ...(start.name === undefined ? {} : { name: start.name }),
         ...(start.narSize === undefined ? {} : { narSize: start.narSize }),
       }));
+      this.#progress(event.progress);
       for (const line of this.#held.get(event.path) ?? []) this.#line(id, line);
     } else {
       const id = this.#ids.get(event.path);
       this.#ids.delete(event.path);
-      if (id !== undefined) events.emit(() => ({ type: "stop", id, result: event.result }));
+      this.#progress(event.progress);
       const result = event.result;
       if (result.status === "failed" && result.reason !== "cancelled") {
-        events.msg("error", result.message);
+        const text = result.message;
+        const brief = withoutLogTail(text);
+        events.emit(() => ({
+          type: "msg",
+          level: "error",
+          text,
+          ...(brief === text ? {} : { brief }),
+        }));
       }
+      if (id !== undefined) events.emit(() => ({ type: "stop", id, result }));
     }
     this.#held.delete(event.path);
-    this.#progress(event.progress);
   }
 
   logLine(path: string, line: string): void {
@@ -347,9 +388,22 @@ class GoalActivities {
     this.#events.emit(() => ({ type: "result", id, result: "buildLogLine", line }));
   }
 
+  /**
+   * The parent's progress: running counts the goals whose activity has started (as Nix counts
+   * them), not those holding a slot: a build started early runs before it is announced.
+   */
   #progress(progress: Progress): void {
     const id = this.#parentId;
-    const counts = progress[KIND[this.#parent]];
-    this.#events.emit(() => ({ type: "result", id, result: "progress", ...counts }));
+    const { done, expected, failed } = progress[KIND[this.#parent]];
+    const running = this.#ids.size;
+    this.#events.emit(() => ({
+      type: "result",
+      id,
+      result: "progress",
+      done,
+      expected,
+      running,
+      failed,
+    }));
   }
 }

@@ -67,6 +67,11 @@ export interface MessageEvent {
   type: "msg";
   level: "error" | "warn" | "info";
   text: string;
+  /**
+   * The text without a failed builder's log tail, where it has one: what a front end that shows
+   * build logs as they come prints (as Nix's verbose loggers get no tail).
+   */
+  brief?: string;
 }
 
 export type RunEvent =

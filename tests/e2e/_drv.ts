@@ -14,6 +14,7 @@ import {
 import { type Hash, parseHash } from "../../lib/hashing/mod.ts";
 import { join } from "node:path";
 import { KilnStore } from "../_kiln.ts";
+import { NixSandbox } from "../_nix.ts";
 
 /** A derivation made by `DrvSet.add`, with its `.drv` path and output paths. */
 export interface TestDrv {
@@ -124,5 +125,23 @@ export async function withStore(
     await fn(store, new DrvSet(store.storeDir));
   } finally {
     store.cleanup();
+  }
+}
+
+/**
+ * Runs `fn` with a throwaway Nix store (builds unsandboxed) and a kiln store of the same store
+ * dir elsewhere on disk (so kiln builds in its sandbox), both removed afterwards.
+ */
+export async function withNixAndKiln(
+  fn: (nix: NixSandbox, kiln: KilnStore) => Promise<void>,
+): Promise<void> {
+  const nix = new NixSandbox("sandbox = false\n");
+  const kiln = new KilnStore(nix.storeDir);
+  kiln.env.KILN_CONFIG = `sandbox-paths = ${HOST_SANDBOX_PATHS}\n`;
+  try {
+    await fn(nix, kiln);
+  } finally {
+    kiln.cleanup();
+    nix.cleanup();
   }
 }

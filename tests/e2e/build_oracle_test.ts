@@ -14,7 +14,7 @@ import { parseHash } from "../../lib/hashing/mod.ts";
 import { assertEquals } from "../_assert.ts";
 import { KilnStore } from "../_kiln.ts";
 import { nixAvailable, NixSandbox } from "../_nix.ts";
-import { HOST_SANDBOX_PATHS } from "./_drv.ts";
+import { withNixAndKiln } from "./_drv.ts";
 
 const ignore = !nixAvailable || !(await probeSandbox()).ok;
 
@@ -109,11 +109,8 @@ async function kilnInfos(kiln: KilnStore, paths: string[]): Promise<Map<string, 
 Deno.test({
   name: "kiln build matches Nix 2.8 on a corpus: paths, NAR hashes, references, exit codes",
   ignore,
-  fn: async () => {
-    const nix = new NixSandbox("sandbox = false\n");
-    const kiln = new KilnStore(nix.storeDir);
-    kiln.env.KILN_CONFIG = `sandbox-paths = ${HOST_SANDBOX_PATHS}\n`;
-    try {
+  fn: () =>
+    withNixAndKiln(async (nix, kiln) => {
       const file = `${nix.root}/corpus.nix`;
       Deno.writeTextFileSync(file, CORPUS);
       const good = (await nix.run("nix-instantiate", [file, "-A", "good"])).trim().split("\n");
@@ -139,9 +136,5 @@ Deno.test({
         ]);
         assertEquals(kilnRun.code, nixRun.code, `${drv}:\n${nixRun.stderr}\n${kilnRun.stderr}`);
       }
-    } finally {
-      kiln.cleanup();
-      nix.cleanup();
-    }
-  },
+    }),
 });

@@ -10,12 +10,13 @@ import {
   exitCodeOf,
   nixStatusOf,
   realise,
+  type RunListener,
 } from "../../scheduler/mod.ts";
 import { LocalStore } from "../../store/mod.ts";
 import { parseCommandArgs, UsageError } from "../args.ts";
 import { type Command, printJson, printLines, printStderr } from "../command.ts";
 import type { Settings } from "../config.ts";
-import { plainLines } from "../render.ts";
+import { internalJson, plainLines } from "../render.ts";
 import { addDerivations } from "../_derivation_input.ts";
 
 const USAGE = `Usage: kiln build [OPTIONS] INSTALLABLE...
@@ -40,6 +41,8 @@ Options (each also a setting, settable with --option NAME VALUE or in kiln.conf)
       --fallback              build what could not be substituted (else that is an error)
 Flags:
   -L, --print-build-logs      print builders' output, each line prefixed with '<name>> '
+      --log-format FORMAT     raw (default: plain lines) or internal-json (Nix's '@nix {...}'
+                              event lines, what nix-output-monitor reads)
       --check                 rebuild valid derivations and compare (needs the sandbox)
       --rounds N              build N times and compare
       --repair                rebuild outputs whose contents no longer match their hash
@@ -77,6 +80,7 @@ const OPTIONS = {
   "no-sandbox": { type: "boolean" },
   "sandbox-paths": { type: "string" },
   "print-build-logs": { type: "boolean", short: "L" },
+  "log-format": { type: "string" },
   check: { type: "boolean" },
   rounds: { type: "string" },
   repair: { type: "boolean" },
@@ -105,6 +109,7 @@ async function run(args: string[]): Promise<number> {
   if (values["no-sandbox"]) settings.set("sandbox", "false");
   const rounds = values.rounds === undefined ? 1 : positiveInt("--rounds", values.rounds);
   if (values.check && values.repair) throw new UsageError("--check and --repair do not mix");
+  const onEvent = renderer(values["log-format"], values["print-build-logs"] ?? false);
 
   const store = LocalStore.open(config);
   // Ctrl-C (or SIGTERM) cancels the run, whatever it is doing: substituting or building.
@@ -133,7 +138,7 @@ async function run(args: string[]): Promise<number> {
         fallback: values.fallback || settings.getBool("fallback"),
       },
       signal: controller.signal,
-      onEvent: plainLines({ printLogs: values["print-build-logs"] ?? false }),
+      onEvent,
     });
     const outcome = await run.outcome;
     if (controller.signal.aborted) printStderr("error: interrupted by the user");
@@ -204,6 +209,18 @@ function parseInstallable(text: string): BuildTarget {
   const outputs = spec.split(",");
   if (outputs.some((o) => o === "")) throw new UsageError(`Bad output list in '${text}'`);
   return { drvPath, outputs };
+}
+
+/** The renderer `--log-format` names. */
+function renderer(format: string | undefined, printLogs: boolean): RunListener {
+  switch (format ?? "raw") {
+    case "raw":
+      return plainLines({ printLogs });
+    case "internal-json":
+      return internalJson();
+    default:
+      throw new UsageError(`Unknown --log-format '${format}': expected raw or internal-json`);
+  }
 }
 
 function positiveInt(what: string, text: string): number {

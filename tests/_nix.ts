@@ -34,7 +34,11 @@ export class NixSandbox {
       NIX_STATE_DIR: join(this.root, "state"),
       NIX_LOG_DIR: join(this.root, "log"),
       NIX_CONF_DIR: join(this.root, "etc"),
-      NIX_CONFIG: "substituters =\nexperimental-features = nix-command\n" + extraConfig,
+      // No build users: every throwaway store has its own user pool (under its state dir), so
+      // two Nix runs at once would take the same nixbld user and kill each other's builders
+      // (Nix kills a build user's processes before it builds). As root, Nix then builds as root.
+      NIX_CONFIG: "substituters =\nexperimental-features = nix-command\nbuild-users-group =\n" +
+        extraConfig,
     };
   }
 

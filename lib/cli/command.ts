@@ -36,7 +36,12 @@ export function printJson(value: unknown): void {
 
 /** Writes progress, warnings and logs to stderr. */
 export function printStderr(text: string): void {
-  writeAll(Deno.stderr, encoder.encode(text.endsWith("\n") ? text : text + "\n"));
+  writeStderr(text.endsWith("\n") ? text : text + "\n");
+}
+
+/** Writes `text` to stderr as it is (a status line's escape codes). */
+export function writeStderr(text: string): void {
+  writeAll(Deno.stderr, encoder.encode(text));
 }
 
 /** `warning: ...` on stderr, as Nix prints it. */

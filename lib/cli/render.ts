@@ -7,7 +7,7 @@
  * that follow Nix's builds read (nix-output-monitor).
  */
 
-import type { RunEvent, RunListener } from "../scheduler/mod.ts";
+import type { MessageEvent, RunEvent, RunListener } from "../scheduler/mod.ts";
 import { printStderr } from "./command.ts";
 
 /** Plain lines on stderr, no escape codes. */
@@ -31,7 +31,7 @@ export function plainLines(options: { printLogs: boolean }): RunListener {
         }
         return;
       case "msg":
-        printStderr(`${PREFIX[event.level]}${event.text}`);
+        printStderr(messageText(event));
         return;
       default:
         return unreachable(event);
@@ -40,6 +40,11 @@ export function plainLines(options: { printLogs: boolean }): RunListener {
 }
 
 const PREFIX = { error: "error: ", warn: "warning: ", info: "" } as const;
+
+/** A message as Nix prints it: `error: ...`, `warning: ...`, or as it is. */
+export function messageText(event: MessageEvent): string {
+  return `${PREFIX[event.level]}${event.text}`;
+}
 
 /** Nix's `ActivityType` and `ResultType` numbers, and its verbosity levels. */
 const ACTIVITY = { copyPaths: 103, builds: 104, build: 105, substitute: 108 } as const;
@@ -67,6 +72,7 @@ export function internalJson(): RunListener {
       case "stop":
         return line({ action: "stop", id: event.id });
       case "result": {
+        if (event.result === "estimate") return; // kiln's own: Nix has no such result
         const fields = event.result === "buildLogLine"
           ? [event.line]
           : [event.done, event.expected, event.running, event.failed];
@@ -100,6 +106,6 @@ export function internalJson(): RunListener {
   };
 }
 
-function unreachable(value: never): never {
+export function unreachable(value: never): never {
   throw new TypeError(`Internal error: unexpected event ${JSON.stringify(value)}`);
 }

@@ -29,6 +29,7 @@ import type { ActivityType, RunEvent, RunListener } from "./run_events.ts";
 import { Watchdog } from "./watchdog.ts";
 import { runGoals } from "./worker.ts";
 import { BuildDirs } from "./_build_dirs.ts";
+import { Estimator } from "./_estimate.ts";
 import { withoutLogTail } from "./_failures.ts";
 import { substituteOutputs, type SubstitutionOptions } from "./_substitute_step.ts";
 
@@ -57,6 +58,8 @@ export interface RealiseOptions {
   repair?: boolean;
   /** Binary caches to substitute from before building; none when absent. */
   substitution?: SubstitutionOptions;
+  /** Emit `estimate` results from the build times recorded in the store (a status line's ETA). */
+  estimate?: boolean;
   /** Aborting it cancels the run, as `BuildRun.cancel` does. */
   signal?: AbortSignal;
   onEvent?: RunListener;
@@ -245,7 +248,8 @@ async function buildPlan(
       onNote: (message) => events.msg("info", `note: ${message}`),
       onWarning: (message) => events.msg("warn", message),
     });
-    return await runGoals(plan.graph, plan.roots, {
+    const estimate = options.estimate && options.onEvent ? estimator(store, plan) : undefined;
+    const results = await runGoals(plan.graph, plan.roots, {
       build: goals.build,
       prepare: goals.prepare,
       maxJobs: options.maxJobs,
@@ -255,8 +259,11 @@ async function buildPlan(
         const drv = plan.derivations.get(event.path);
         const verb = options.check && drv?.check ? "checking outputs of" : "building";
         tracker.onEvent(event, { text: `${verb} '${event.path}'`, name: drv?.drv.name });
+        estimate?.(event, (remaining, at) => tracker.estimate(remaining, at));
       },
     });
+    recordBuildTimes(store, plan, results);
+    return results;
   } finally {
     tracker.end();
     await goals?.releasePrepared();
@@ -265,6 +272,44 @@ async function buildPlan(
     if (shareDir !== undefined) removeTree(shareDir);
     await watchdog?.close();
   }
+}
+
+/**
+ * Feeds the worker's events to an {@link Estimator} over the builds of `plan`, and passes on an
+ * estimate at the first event and then at most once a second.
+ */
+function estimator(
+  store: LocalStore,
+  plan: BuildPlan,
+): (event: SchedulerEvent, emit: (remaining: number, at: number) => void) => void {
+  const builds = [...plan.derivations.keys()].filter((p) => !plan.graph.get(p)!.valid);
+  const nameOf = (path: string) => plan.derivations.get(path)!.drv.name;
+  const times = store.queryBuildTimes([...new Set(builds.map(nameOf))]);
+  const estimator = new Estimator(plan.graph, builds, (path) => times.get(nameOf(path)));
+  let last = -Infinity;
+  return (event, emit) => {
+    const now = Date.now();
+    estimator.update(event, now);
+    if (now - last < 1000) return;
+    last = now;
+    const remaining = estimator.remaining(now);
+    if (remaining !== undefined) emit(remaining, now);
+  };
+}
+
+/** Records how long each build of the run took, by derivation name, for later estimates. */
+function recordBuildTimes(
+  store: LocalStore,
+  plan: BuildPlan,
+  results: ReadonlyMap<string, BuildResult>,
+): void {
+  const times = new Map<string, number>();
+  for (const [path, result] of results) {
+    const planned = plan.derivations.get(path);
+    if (planned === undefined || result.status !== "built") continue;
+    times.set(planned.drv.name, result.stopTime - result.startTime);
+  }
+  store.recordBuildTimes(times);
 }
 
 /** Emits events to the listener; a throwing listener stops the run, which then rejects. */
@@ -375,6 +420,12 @@ class GoalActivities {
     let lines = this.#held.get(path);
     if (lines === undefined) this.#held.set(path, lines = []);
     lines.push(line);
+  }
+
+  /** Passes on an estimate of the time left (see `EstimateEvent`). */
+  estimate(remaining: number, at: number): void {
+    const id = this.#parentId;
+    this.#events.emit(() => ({ type: "result", id, result: "estimate", remaining, at }));
   }
 
   /** Stops the parent activity, if it started. */

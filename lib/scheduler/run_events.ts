@@ -7,8 +7,8 @@
  *   `build` and `substitute`), and each build or substitution. A build started early (before its
  *   dependency registered) starts only once that dependency has succeeded; if it fails instead,
  *   the build never starts as far as the stream tells, and its log lines stay in its log.
- * - `result` events carry what an activity reports: a builder's log line, progress and expected
- *   counts of the parent activities.
+ * - `result` events carry what an activity reports: a builder's log line, progress counts of the
+ *   parent activities, and (when asked for) an estimate of the time left.
  * - `msg` events are Nix's log messages: the plan (`these 2 derivations will be built:`), the
  *   error of each failed build or substitution, warnings.
  *
@@ -62,6 +62,19 @@ export interface ProgressEvent {
   failed: number;
 }
 
+/**
+ * How long the builds still take, from the durations recorded for their derivation names (kiln's
+ * own: Nix has no such result); only when every build still to finish has a recorded duration.
+ */
+export interface EstimateEvent {
+  type: "result";
+  id: number;
+  result: "estimate";
+  /** Milliseconds left as of `at` (a `Date.now()` time). */
+  remaining: number;
+  at: number;
+}
+
 /** A log message, as Nix's `logger->log` (errors of failed goals included). */
 export interface MessageEvent {
   type: "msg";
@@ -79,6 +92,7 @@ export type RunEvent =
   | ActivityStopEvent
   | LogLineEvent
   | ProgressEvent
+  | EstimateEvent
   | MessageEvent;
 
 /** Receives a run's events; it must not throw (an exception stops the run and rejects it). */

@@ -115,6 +115,16 @@ export class LocalStore {
     return this.#db.queryDerivationOutputs(drvPath);
   }
 
+  /** How long the last build of each derivation name took here (ms), where one was recorded. */
+  queryBuildTimes(names: readonly string[]): Map<string, number> {
+    return this.#db.queryBuildTimes(names);
+  }
+
+  /** Records build durations (ms) by derivation name, for estimates of later runs. */
+  recordBuildTimes(times: ReadonlyMap<string, number>): void {
+    this.#db.recordBuildTimes(times);
+  }
+
   /** `paths` and everything they reference, sorted; throws naming a path that is not valid. */
   computeClosure(paths: Iterable<string>): string[] {
     return this.#db.computeClosure(paths);

@@ -64,6 +64,13 @@ create table if not exists DerivationOutputs (
 create index if not exists IndexDerivationOutputs on DerivationOutputs(path);
 `;
 
+const BUILD_TIMES_SCHEMA = `
+create table if not exists BuildTimes (
+    name text primary key not null,
+    ms   integer not null
+);
+`;
+
 /** Milliseconds SQLite itself waits for a lock before a statement reports SQLITE_BUSY. */
 const BUSY_TIMEOUT_MS = 10_000;
 
@@ -223,6 +230,36 @@ export class MetadataDb {
       }
       this.#stmts.deletePath.run(id);
     });
+  }
+
+  /**
+   * The last recorded duration (milliseconds) of a build of each of `names` that has one: kiln's
+   * own table (Nix has none), made when first written.
+   */
+  queryBuildTimes(names: readonly string[]): Map<string, number> {
+    const times = new Map<string, number>();
+    if (!this.#hasBuildTimes()) return times;
+    const rows = this.#db.prepare(
+      "select name, ms from BuildTimes where name in (select value from json_each(?))",
+    ).all(JSON.stringify(names)) as { name: string; ms: number }[];
+    for (const row of rows) times.set(row.name, row.ms);
+    return times;
+  }
+
+  /** Records how long builds took, by derivation name (milliseconds), in one transaction. */
+  recordBuildTimes(times: ReadonlyMap<string, number>): void {
+    if (times.size === 0) return;
+    writeTransaction(this.#db, () => {
+      this.#db.exec(BUILD_TIMES_SCHEMA);
+      const insert = this.#db.prepare("insert or replace into BuildTimes (name, ms) values (?, ?)");
+      for (const [name, ms] of times) insert.run(name, Math.round(ms));
+    });
+  }
+
+  #hasBuildTimes(): boolean {
+    return this.#db.prepare(
+      "select 1 from sqlite_master where type = 'table' and name = 'BuildTimes'",
+    ).get() !== undefined;
   }
 
   close(): void {

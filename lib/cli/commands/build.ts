@@ -10,13 +10,12 @@ import {
   exitCodeOf,
   nixStatusOf,
   realise,
-  type RunListener,
 } from "../../scheduler/mod.ts";
 import { LocalStore } from "../../store/mod.ts";
 import { parseCommandArgs, UsageError } from "../args.ts";
 import { type Command, printJson, printLines, printStderr } from "../command.ts";
 import type { Settings } from "../config.ts";
-import { internalJson, plainLines } from "../render.ts";
+import { openDisplay } from "../display.ts";
 import { addDerivations } from "../_derivation_input.ts";
 
 const USAGE = `Usage: kiln build [OPTIONS] INSTALLABLE...
@@ -41,8 +40,9 @@ Options (each also a setting, settable with --option NAME VALUE or in kiln.conf)
       --fallback              build what could not be substituted (else that is an error)
 Flags:
   -L, --print-build-logs      print builders' output, each line prefixed with '<name>> '
-      --log-format FORMAT     raw (default: plain lines) or internal-json (Nix's '@nix {...}'
-                              event lines, what nix-output-monitor reads)
+      --log-format FORMAT     bar (a status line; the default on a terminal), bar-with-logs
+                              (and builders' lines), raw (plain lines; the default elsewhere),
+                              internal-json (Nix's '@nix {...}' event lines)
       --check                 rebuild valid derivations and compare (needs the sandbox)
       --rounds N              build N times and compare
       --repair                rebuild outputs whose contents no longer match their hash
@@ -109,7 +109,7 @@ async function run(args: string[]): Promise<number> {
   if (values["no-sandbox"]) settings.set("sandbox", "false");
   const rounds = values.rounds === undefined ? 1 : positiveInt("--rounds", values.rounds);
   if (values.check && values.repair) throw new UsageError("--check and --repair do not mix");
-  const onEvent = renderer(values["log-format"], values["print-build-logs"] ?? false);
+  const display = openDisplay(values["log-format"], values["print-build-logs"] ?? false);
 
   const store = LocalStore.open(config);
   // Ctrl-C (or SIGTERM) cancels the run, whatever it is doing: substituting or building.
@@ -138,9 +138,11 @@ async function run(args: string[]): Promise<number> {
         fallback: values.fallback || settings.getBool("fallback"),
       },
       signal: controller.signal,
-      onEvent,
+      estimate: display.estimate,
+      onEvent: display.onEvent,
     });
     const outcome = await run.outcome;
+    display.close();
     if (controller.signal.aborted) printStderr("error: interrupted by the user");
     if (outcome.status === "substitution-failed") return 1;
     const { plan, results } = outcome;
@@ -170,6 +172,7 @@ async function run(args: string[]): Promise<number> {
     return 0;
   } finally {
     for (const s of signals) Deno.removeSignalListener(s, onSignal);
+    display.close();
     store.close();
   }
 }
@@ -209,18 +212,6 @@ function parseInstallable(text: string): BuildTarget {
   const outputs = spec.split(",");
   if (outputs.some((o) => o === "")) throw new UsageError(`Bad output list in '${text}'`);
   return { drvPath, outputs };
-}
-
-/** The renderer `--log-format` names. */
-function renderer(format: string | undefined, printLogs: boolean): RunListener {
-  switch (format ?? "raw") {
-    case "raw":
-      return plainLines({ printLogs });
-    case "internal-json":
-      return internalJson();
-    default:
-      throw new UsageError(`Unknown --log-format '${format}': expected raw or internal-json`);
-  }
 }
 
 function positiveInt(what: string, text: string): number {

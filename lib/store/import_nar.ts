@@ -6,7 +6,7 @@
  */
 
 import type { Hash } from "../hashing/mod.ts";
-import { makeTempPath, removeTree } from "./_temp.ts";
+import { makeTempPath, removeTree } from "./_fs.ts";
 import type { LocalStore, PathInfo } from "./local_store.ts";
 import { restoreNar } from "./nar_fs.ts";
 

@@ -17,7 +17,7 @@ import {
 import { hashPath, ingestPath } from "./nar_fs.ts";
 import { lockPaths } from "./locks.ts";
 import { type DerivationOutputsMap, MetadataDb, type PathInfo } from "./metadata_db.ts";
-import { makeTempPath, pathExists, removeStaleTemps, removeTree } from "./_temp.ts";
+import { makeTempPath, pathExists, removeStaleTemps, removeTree } from "./_fs.ts";
 
 export type { PathInfo } from "./metadata_db.ts";
 

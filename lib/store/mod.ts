@@ -6,5 +6,5 @@ export * from "./locks.ts";
 export * from "./metadata_db.ts";
 export * from "./import_nar.ts";
 export * from "./narinfo_cache.ts";
-export { lutimes, pathExists, removeTree } from "./_temp.ts";
+export { lutimes, pathExists, removeTree } from "./_fs.ts";
 export { directoryInodes } from "./_file_io.ts";

@@ -10,12 +10,12 @@ import {
   type DerivationJsonEntry,
   derivationPath,
   derivationReferences,
-  encodeDerivationText,
   orderByDependencies,
   parseDerivationJsonText,
   parseDerivations,
   printDerivation,
 } from "../derivation/mod.ts";
+import { encodeNixString } from "../hashing/mod.ts";
 import { readDerivation } from "../scheduler/mod.ts";
 import type { LocalStore } from "../store/mod.ts";
 import { UsageError } from "./args.ts";
@@ -87,10 +87,10 @@ export async function addDerivations(
   const plan = planAdd(parseDerivationInput(text, store.storeDir), store);
   const added = new Map<string, Derivation>();
   for (const { path, drv, aterm, outputs } of plan) {
-    // Nix strings are bytes: encodeDerivationText gives back any that are not UTF-8.
+    // Nix strings are bytes: encodeNixString gives back any that are not UTF-8.
     const written = await store.addTextToStore(
       drv.name + ".drv",
-      encodeDerivationText(aterm),
+      encodeNixString(aterm),
       derivationReferences(drv),
       { derivationOutputs: outputs },
     );

@@ -39,3 +39,20 @@ export interface Derivation {
 
 /** The env key holding structured attributes as compact JSON. */
 export const STRUCTURED_ATTRS_KEY = "__json";
+
+/**
+ * The structured attributes of `drv` as a JSON object (numbers as JavaScript numbers), or
+ * undefined when it has none. Throws a SyntaxError for text that is not JSON, a TypeError for
+ * JSON that is not an object.
+ */
+export function structuredAttrs(drv: Derivation): Record<string, unknown> | undefined {
+  const text = drv.env.get(STRUCTURED_ATTRS_KEY);
+  if (text === undefined) return undefined;
+  const attrs: unknown = JSON.parse(text);
+  if (typeof attrs !== "object" || attrs === null || Array.isArray(attrs)) {
+    throw new TypeError(
+      `Attribute '${STRUCTURED_ATTRS_KEY}' of derivation '${drv.name}' is not a JSON object`,
+    );
+  }
+  return attrs as Record<string, unknown>;
+}

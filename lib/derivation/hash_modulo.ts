@@ -5,6 +5,7 @@
  */
 
 import {
+  encodeNixString,
   type Hash,
   hashBytes,
   makeOutputPath,
@@ -13,7 +14,6 @@ import {
 } from "../hashing/mod.ts";
 import { printDerivation } from "./aterm.ts";
 import type { Derivation } from "./derivation.ts";
-import { encodeDerivationText } from "./text.ts";
 import { fixedOutputPath, printMethodAlgo, unreachable } from "./_method.ts";
 
 /** What kind of derivation `drv` is, from its outputs (all outputs must agree). */
@@ -110,7 +110,7 @@ function hashOne(
     }
   }
   const aterm = printDerivation({ ...drv, inputDrvs: inputs }, { maskOutputs });
-  const hash = hashBytes("sha256", encodeDerivationText(aterm));
+  const hash = hashBytes("sha256", encodeNixString(aterm));
   return {
     kind: deferred ? "deferred" : "regular",
     hashes: new Map([...drv.outputs.keys()].map((o) => [o, hash])),
@@ -257,7 +257,7 @@ export function derivationReferences(drv: Derivation): string[] {
 
 /** The `.drv` file's store path: a text path over its ATerm, referring to its inputs. */
 export function derivationPath(storeDir: string, drv: Derivation): string {
-  const aterm = encodeDerivationText(printDerivation(drv));
+  const aterm = encodeNixString(printDerivation(drv));
   return makeTextPath(
     storeDir,
     hashBytes("sha256", aterm),

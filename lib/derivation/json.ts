@@ -312,7 +312,7 @@ function outputToJson(storeDir: string, output: DerivationOutput): JsonObject {
 }
 
 /** `__json` as an object when it prints back to the same bytes (so the JSON form is lossless). */
-function structuredAttrs(env: Map<string, string>): JsonValue | undefined {
+function losslessStructuredAttrs(env: Map<string, string>): JsonValue | undefined {
   const text = env.get(STRUCTURED_ATTRS_KEY);
   if (text === undefined) return undefined;
   try {
@@ -325,7 +325,7 @@ function structuredAttrs(env: Map<string, string>): JsonValue | undefined {
 
 /** One derivation as a version 4 JSON object (unsorted; the printer sorts keys). */
 export function derivationToJson(storeDir: string, drv: Derivation): JsonObject {
-  const attrs = structuredAttrs(drv.env);
+  const attrs = losslessStructuredAttrs(drv.env);
   const env: JsonObject = {};
   for (const [key, value] of drv.env) {
     if (!(attrs !== undefined && key === STRUCTURED_ATTRS_KEY)) env[key] = value;

@@ -5,6 +5,5 @@ export * from "./aterm.ts";
 export * from "./json.ts";
 export * from "./hash_modulo.ts";
 export * from "./order.ts";
-export * from "./text.ts";
 export { fixedOutputPath } from "./_method.ts";
 export { JsonNumber, type JsonValue, parseJsonText, printJsonText } from "./_json_text.ts";

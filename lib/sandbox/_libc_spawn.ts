@@ -11,7 +11,7 @@
  * `vfork`), ~0.5 ms per builder that the event loop spends on other goals instead.
  */
 
-import { encodeDerivationText } from "../derivation/mod.ts";
+import { encodeNixString } from "../hashing/mod.ts";
 
 /** How the builder ended, as Deno reports it: an exit code, or the signal's name. */
 export interface LibcStatus {
@@ -306,7 +306,7 @@ function cStrings(strings: readonly string[]): {
   for (const text of strings) {
     if (text.includes("\0")) throw new TypeError(`Argument or variable '${text}' contains NUL`);
   }
-  const buffer = encodeDerivationText(strings.join("\0") + "\0");
+  const buffer = encodeNixString(strings.join("\0") + "\0");
   const pointers = new BigUint64Array(strings.length + 1);
   const base = BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buffer)));
   for (let i = 0, start = 0; i < strings.length; i++, start = buffer.indexOf(0, start) + 1) {

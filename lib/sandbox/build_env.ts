@@ -4,7 +4,7 @@
  * Pure: the caller writes `files` into the build directory and queries the store for closures.
  */
 
-import type { Derivation } from "../derivation/mod.ts";
+import { type Derivation, STRUCTURED_ATTRS_KEY } from "../derivation/mod.ts";
 import { encodeNixBase32, type Hash, hashBytes } from "../hashing/mod.ts";
 import {
   compareUtf8,
@@ -240,11 +240,13 @@ function shellEscape(s: string): string {
 }
 
 function parseStructuredAttrs(drv: Derivation): JsonObject | undefined {
-  const text = drv.env.get("__json");
+  const text = drv.env.get(STRUCTURED_ATTRS_KEY);
   if (text === undefined) return undefined;
   const json = parseJson(text);
   if (!isJsonObject(json)) {
-    throw new TypeError(`Attribute '__json' of derivation '${drv.name}' is not a JSON object`);
+    throw new TypeError(
+      `Attribute '${STRUCTURED_ATTRS_KEY}' of derivation '${drv.name}' is not a JSON object`,
+    );
   }
   return json;
 }

@@ -7,6 +7,7 @@
 
 import { basename, delimiter, join } from "node:path";
 import { directoryInodes, lutimes, removeTree } from "../store/mod.ts";
+import { parseSandboxPath } from "./sandbox_path.ts";
 
 export interface BwrapConfig {
   /** Logical store directory, as builders see it (`/nix/store`). */
@@ -243,12 +244,9 @@ export function bwrapArgs(config: BwrapConfig): string[] {
     if (!copied.has(path)) args.push("--ro-bind", hostPath(config, path), path);
   }
   for (const entry of config.sandboxPaths ?? DEFAULT_SANDBOX_PATHS) {
-    const optional = entry.endsWith("?");
-    const spec = optional ? entry.slice(0, -1) : entry;
-    if (spec === "") continue;
-    const eq = spec.indexOf("=");
-    const [target, source] = eq < 0 ? [spec, spec] : [spec.slice(0, eq), spec.slice(eq + 1)];
-    args.push(optional ? "--ro-bind-try" : "--ro-bind", source, target);
+    const { sandboxPath, hostPath, optional } = parseSandboxPath(entry);
+    if (sandboxPath === "") continue;
+    args.push(optional ? "--ro-bind-try" : "--ro-bind", hostPath, sandboxPath);
   }
   args.push("--ro-bind", join(etc, "passwd"), "/etc/passwd");
   args.push("--ro-bind", join(etc, "group"), "/etc/group");

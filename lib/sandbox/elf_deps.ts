@@ -6,15 +6,10 @@
  * as its loader lists them (`ld.so --list`), so the sandbox shows exactly what that program needs.
  */
 
+import { parseSandboxPath } from "./sandbox_path.ts";
+
 const ELF_MAGIC = [0x7f, 0x45, 0x4c, 0x46];
 const PT_INTERP = 3;
-
-/** Splits a `sandbox-paths` entry `PATH[=HOSTPATH][?]` into where it shows and where it comes from. */
-function hostPathOf(entry: string): string {
-  const bare = entry.endsWith("?") ? entry.slice(0, -1) : entry;
-  const eq = bare.indexOf("=");
-  return eq < 0 ? bare : bare.slice(eq + 1);
-}
 
 /** The program interpreter of a 64-bit little-endian ELF file, or undefined for anything else. */
 function elfInterpreter(path: string): string | undefined {
@@ -66,9 +61,10 @@ function sharedLibrariesOf(path: string): string[] {
  */
 export function withElfDependencies(entries: readonly string[]): string[] {
   const result = [...entries];
-  const seen = new Set(entries.map((e) => e.replace(/\?$/, "").split("=")[0]));
-  for (const entry of entries) {
-    for (const library of sharedLibrariesOf(hostPathOf(entry))) {
+  const parsed = entries.map(parseSandboxPath);
+  const seen = new Set(parsed.map((p) => p.sandboxPath));
+  for (const { hostPath } of parsed) {
+    for (const library of sharedLibrariesOf(hostPath)) {
       if (seen.has(library)) continue;
       seen.add(library);
       result.push(library + "?");

@@ -139,9 +139,6 @@ export function filterAnsiEscapes(
   return out;
 }
 
-/** The extension of kiln's build logs: gzip, as node:zlib and Web Streams have no bzip2. */
-export const LOG_FILE_EXTENSION = ".gz";
-
 /** Logs up to this size are kept in memory and compressed in one go when they end. */
 const LOG_BUFFER_BYTES = 1 << 16;
 

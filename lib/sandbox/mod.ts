@@ -5,3 +5,4 @@ export * from "./bwrap.ts";
 export * from "./log_lines.ts";
 export * from "./spawn.ts";
 export * from "./elf_deps.ts";
+export * from "./sandbox_path.ts";

@@ -5,7 +5,8 @@
  */
 
 import { basename, join } from "node:path";
-import { type Derivation, encodeDerivationText } from "../derivation/mod.ts";
+import type { Derivation } from "../derivation/mod.ts";
+import { encodeNixString } from "../hashing/mod.ts";
 import {
   type BuildEnvironment,
   type BuilderResult,
@@ -152,7 +153,7 @@ export async function runRound(
     }
     const environment = prepared?.environment ?? roundEnvironment(job, buildDir, context);
     for (const [name, contents] of environment.files) {
-      Deno.writeFileSync(join(buildDir, name), encodeDerivationText(contents));
+      Deno.writeFileSync(join(buildDir, name), encodeNixString(contents));
     }
     const warnOnFailure = (write: Promise<void>) =>
       write.catch((error) =>

@@ -5,7 +5,7 @@
  * `outputChecks`) are enforced. Failures are messages in Nix's words, not exceptions.
  */
 
-import type { Derivation, DerivationOutput } from "../derivation/mod.ts";
+import { type Derivation, type DerivationOutput, structuredAttrs } from "../derivation/mod.ts";
 import {
   createHasher,
   type Hash,
@@ -254,9 +254,8 @@ function envOutputChecks(drv: Derivation): OutputChecks {
 function structuredOutputChecks(
   drv: Derivation,
 ): ((output: string) => OutputChecks | undefined) | undefined {
-  const text = drv.env.get("__json");
-  if (text === undefined) return undefined;
-  const attrs = JSON.parse(text) as Record<string, unknown>;
+  const attrs = structuredAttrs(drv);
+  if (attrs === undefined) return undefined;
   const all = attrs.outputChecks;
   return (output) => {
     if (typeof all !== "object" || all === null) return undefined;

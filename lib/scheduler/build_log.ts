@@ -1,7 +1,24 @@
-/** Reading back the build logs the derivation goals write (gzip, one per derivation). */
+/**
+ * The layout of build logs, one gzip file per derivation as the derivation goals write them, and
+ * reading one back.
+ */
 
+import { basename, join } from "node:path";
 import type { LocalStore } from "../store/mod.ts";
-import { buildLogDir, buildLogPath } from "./derivation_goal.ts";
+
+/** The extension of kiln's build logs: gzip, as node:zlib and Web Streams have no bzip2. */
+export const LOG_FILE_EXTENSION = ".gz";
+
+/** The directory of build logs in a store's state dir (Nix: `/nix/var/log/nix/drvs`). */
+export function buildLogDir(stateDir: string): string {
+  return join(stateDir, "log", "drvs");
+}
+
+/** Where the log of `drvPath` is kept under `logDir`. */
+export function buildLogPath(logDir: string, drvPath: string): string {
+  const base = basename(drvPath);
+  return join(logDir, base.slice(0, 2), base.slice(2) + LOG_FILE_EXTENSION);
+}
 
 /**
  * The decompressed log of the last build of `drvPath`, or undefined when there is none. A build

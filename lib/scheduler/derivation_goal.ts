@@ -17,11 +17,12 @@
  * directory and are moved into place afterwards.
  */
 
-import { basename, join } from "node:path";
-import { derivationType } from "../derivation/mod.ts";
+import { basename } from "node:path";
+import { derivationType, STRUCTURED_ATTRS_KEY } from "../derivation/mod.ts";
 import { makeFixedOutputPath, outputPathName, renderContentAddress } from "../hashing/mod.ts";
-import { LOG_FILE_EXTENSION } from "../sandbox/mod.ts";
+import { parseSandboxPath } from "../sandbox/mod.ts";
 import { pathExists, type PathInfo, removeTree } from "../store/mod.ts";
+import { buildLogPath } from "./build_log.ts";
 import type { BuildOutcome, FailureOutcome } from "./build_result.ts";
 import type { BuildPlan, PlannedDerivation } from "./plan.ts";
 import type { BuildFunction, BuildHooks } from "./worker.ts";
@@ -57,17 +58,6 @@ export interface DerivationGoalContext extends RoundContext {
   logDir: string;
   /** Notes for the user (`keeping build directory ...`). */
   onNote?: (message: string) => void;
-}
-
-/** The directory of build logs in a store's state dir (Nix: `/nix/var/log/nix/drvs`). */
-export function buildLogDir(stateDir: string): string {
-  return join(stateDir, "log", "drvs");
-}
-
-/** Where the log of `drvPath` is kept under `logDir`. */
-export function buildLogPath(logDir: string, drvPath: string): string {
-  const base = basename(drvPath);
-  return join(logDir, base.slice(0, 2), base.slice(2) + LOG_FILE_EXTENSION);
 }
 
 /** The scheduler's functions for the derivations of `context.plan` (see `WorkerOptions`). */
@@ -151,7 +141,7 @@ function buildMode(
 
 /** Whether the builder's environment needs the inputs' registrations (exported reference graphs). */
 function needsInputsFirst(planned: PlannedDerivation): boolean {
-  return planned.drv.env.has("exportReferencesGraph") || planned.drv.env.has("__json");
+  return planned.drv.env.has("exportReferencesGraph") || planned.drv.env.has(STRUCTURED_ATTRS_KEY);
 }
 
 /** A build's outputs after its first round, before they are registered. */
@@ -336,7 +326,7 @@ function sandboxStorePaths(inputs: string[], context: RunState): string[] {
   const prefixes = [storeDir, store.physicalPath(store.storeDir) + "/"];
   const roots = [];
   for (const entry of context.settings.sandboxPaths) {
-    const host = entry.replace(/\?$/, "").split("=").at(-1)!;
+    const host = parseSandboxPath(entry).hostPath;
     const prefix = prefixes.find((p) => host.startsWith(p));
     if (prefix === undefined) continue;
     const path = storeDir + host.slice(prefix.length).split("/")[0];

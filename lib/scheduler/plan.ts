@@ -8,13 +8,8 @@
  * outputs that are not valid yet and keeps (does not replace) the valid ones, as Nix 2.8 does.
  */
 
-import {
-  decodeDerivationBytes,
-  type Derivation,
-  derivationType,
-  parseDerivation,
-} from "../derivation/mod.ts";
-import { parseStorePath } from "../hashing/mod.ts";
+import { type Derivation, derivationType, parseDerivation } from "../derivation/mod.ts";
+import { decodeNixString, parseStorePath } from "../hashing/mod.ts";
 import { hashPath, type LocalStore } from "../store/mod.ts";
 import type { GoalNode } from "./worker.ts";
 
@@ -69,7 +64,7 @@ export function readDerivation(store: LocalStore, path: string): Derivation {
   const { name } = parseStorePath(store.storeDir, path);
   if (!name.endsWith(".drv")) throw new TypeError(`Path '${path}' is not a derivation (.drv)`);
   if (!store.isValidPath(path)) throw new TypeError(`Path '${path}' is not valid in the store`);
-  const text = decodeDerivationBytes(Deno.readFileSync(store.physicalPath(path)));
+  const text = decodeNixString(Deno.readFileSync(store.physicalPath(path)));
   return parseDerivation(text, name.slice(0, -".drv".length));
 }
 

@@ -6,13 +6,22 @@
  */
 
 import type { Hash } from "../hashing/mod.ts";
-import { makeTempPath, removeTree } from "./_temp.ts";
-import type { LocalStore, PathInfo } from "./local_store.ts";
+import { makeTempPath, removeTree } from "./_fs.ts";
+import type { PathInfo } from "./metadata_db.ts";
 import { restoreNar } from "./nar_fs.ts";
 
 /** The NAR is not the one `info` describes: another hash, or another size. */
 export class NarMismatchError extends RangeError {
   override name = "NarMismatchError";
+}
+
+/** What {@link importNar} needs of the local store. */
+export interface NarImportTarget {
+  readonly storeDir: string;
+  isValidPath(path: string): boolean;
+  physicalPath(path: string): string;
+  withPathLock<T>(paths: string[], fn: () => Promise<T>): Promise<T>;
+  registerValidPaths(infos: PathInfo[]): void;
 }
 
 /**
@@ -23,7 +32,7 @@ export class NarMismatchError extends RangeError {
  * those of `check`.
  */
 export async function importNar(
-  store: LocalStore,
+  store: NarImportTarget,
   info: PathInfo,
   options: {
     /** The NAR, and its sha256 when the bytes were hashed on their way (not hashed again). */

@@ -14,10 +14,12 @@ import {
   renderContentAddress,
   validateStorePathName,
 } from "../hashing/mod.ts";
-import { hashPath, ingestPath } from "./nar_fs.ts";
+import { importNar } from "./import_nar.ts";
+import { dumpPath, hashPath, ingestPath } from "./nar_fs.ts";
 import { lockPaths } from "./locks.ts";
 import { type DerivationOutputsMap, MetadataDb, type PathInfo } from "./metadata_db.ts";
-import { makeTempPath, pathExists, removeStaleTemps, removeTree } from "./_temp.ts";
+import type { AddTextOptions, Store } from "./store.ts";
+import { makeTempPath, pathExists, removeStaleTemps, removeTree } from "./_fs.ts";
 
 export type { PathInfo } from "./metadata_db.ts";
 
@@ -50,8 +52,11 @@ const KILN_MARKER = "kiln";
 /** Nix's own state dir, which kiln never opens. */
 const NIX_STATE_DIR = "/nix/var/nix";
 
-/** A local store opened by one process; several processes may open the same store at once. */
-export class LocalStore {
+/**
+ * A local store opened by one process; several processes may open the same store at once. Its
+ * queries answer synchronously, also where {@link Store} allows a promise.
+ */
+export class LocalStore implements Store {
   readonly storeDir: string;
   readonly #storeRoot: string;
   readonly #physicalStoreDir: string;
@@ -101,8 +106,23 @@ export class LocalStore {
     return this.#db.isValidPath(path);
   }
 
+  /** The valid ones among `paths`, sorted, each once. */
+  queryValidPaths(paths: Iterable<string>): string[] {
+    return [...new Set(paths)].filter((p) => this.isValidPath(p)).sort();
+  }
+
   queryPathInfo(path: string): PathInfo | undefined {
     return this.#db.queryPathInfo(path);
+  }
+
+  /** The paths `path` refers to, sorted; throws when it is not valid. */
+  queryReferences(path: string): string[] {
+    return this.#requireValid(path).references;
+  }
+
+  /** The valid paths that refer to `path`, sorted; throws when it is not valid. */
+  queryReferrers(path: string): string[] {
+    return this.#db.queryReferrers(path);
   }
 
   /** The valid path with hash part `hashPart` (as Nix's queryPathFromHashPart), if any. */
@@ -168,7 +188,7 @@ export class LocalStore {
     name: string,
     contents: string | Uint8Array,
     references: string[],
-    options: { derivationOutputs?: Map<string, string> } = {},
+    options: AddTextOptions = {},
   ): Promise<string> {
     const contentsHash = hashBytes("sha256", contents);
     const path = makeTextPath(this.storeDir, contentsHash, name, references);
@@ -195,6 +215,17 @@ export class LocalStore {
     } finally {
       removeTree(temp);
     }
+  }
+
+  /** See {@link Store.addToStore}; {@link importNar} has the options a substituter needs. */
+  async addToStore(info: PathInfo, nar: AsyncIterable<Uint8Array>): Promise<void> {
+    await importNar(this, info, { nar: () => Promise.resolve({ nar }) });
+  }
+
+  /** The NAR of valid path `path`, produced as the stream is read. */
+  narFromPath(path: string): ReadableStream<Uint8Array> {
+    this.#requireValid(path);
+    return dumpPath(this.physicalPath(path));
   }
 
   /**
@@ -261,6 +292,12 @@ export class LocalStore {
   #requireInfo(path: string): PathInfo {
     const info = this.queryPathInfo(path);
     if (info === undefined) throw new Error(`Internal error: '${path}' is not valid after adding`);
+    return info;
+  }
+
+  #requireValid(path: string): PathInfo {
+    const info = this.queryPathInfo(path);
+    if (info === undefined) throw new RangeError(`Path '${path}' is not valid`);
     return info;
   }
 }

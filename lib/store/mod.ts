@@ -1,4 +1,4 @@
-/** The local store: its directory, its SQLite metadata, NAR to and from the file system. */
+/** Stores: the `Store` interface and the local store (SQLite metadata, NAR to and from disk). */
 
 export * from "./nar_fs.ts";
 export * from "./local_store.ts";
@@ -6,5 +6,6 @@ export * from "./locks.ts";
 export * from "./metadata_db.ts";
 export * from "./import_nar.ts";
 export * from "./narinfo_cache.ts";
-export { lutimes, pathExists, removeTree } from "./_temp.ts";
+export { lutimes, pathExists, removeTree } from "./_fs.ts";
 export { directoryInodes } from "./_file_io.ts";
+export * from "./store.ts";

@@ -20,7 +20,7 @@ import {
 } from "../hashing/mod.ts";
 import { type FileIo, openFileIo } from "./_file_io.ts";
 import { ParallelHasher } from "./_parallel_hasher.ts";
-import { lutimes, pathExists, removeTree } from "./_temp.ts";
+import { lutimes, pathExists, removeTree } from "./_fs.ts";
 
 /** The bit Nix reads as "executable" (S_IXUSR). */
 const S_IXUSR = 0o100;

@@ -8,7 +8,7 @@
  */
 
 import { HASH_PART_LENGTH, isNixBase32Digit, parseHash } from "../hashing/mod.ts";
-import { dumpPath, type LocalStore, type PathInfo } from "../store/mod.ts";
+import type { LocalStore, PathInfo } from "../store/mod.ts";
 import { CONTENT_TYPES } from "./binary_cache.ts";
 import { printCacheInfo } from "./cache_info.ts";
 import { compress, compressionExtension, type WritableCompressionMethod } from "./compression.ts";
@@ -66,7 +66,7 @@ export function createCacheHandler(
       const headers: Record<string, string> = { "content-type": CONTENT_TYPES.nar };
       if (compression === "none") headers["content-length"] = String(info.narSize);
       if (head) return new Response(null, { headers });
-      const nar = dumpPath(store.physicalPath(info.path));
+      const nar = store.narFromPath(info.path);
       return new Response(compress(compression, nar), { headers });
     }
     const logMatch = /^log\/([^/]+\.drv)$/.exec(name);

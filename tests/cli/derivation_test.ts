@@ -1,12 +1,7 @@
 /** `kiln derivation add|show` end to end, with real Nix's derivations as the expected result. */
 
-import {
-  decodeDerivationBytes,
-  encodeDerivationText,
-  isUtf8Text,
-  parseDerivationJsonText,
-  printDerivation,
-} from "../../lib/derivation/mod.ts";
+import { parseDerivationJsonText, printDerivation } from "../../lib/derivation/mod.ts";
+import { decodeNixString, encodeNixString, isUtf8Text } from "../../lib/hashing/mod.ts";
 import { LocalStore } from "../../lib/store/mod.ts";
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
 import { KilnStore } from "../_kiln.ts";
@@ -77,7 +72,7 @@ Deno.test({
     try {
       const corpus = await instantiateCorpus(nix);
       const texts = new Map(
-        corpus.drvPaths.map((p) => [p, decodeDerivationBytes(Deno.readFileSync(p))]),
+        corpus.drvPaths.map((p) => [p, decodeNixString(Deno.readFileSync(p))]),
       );
       // JSON cannot carry bytes that are not UTF-8 (Nix strings are bytes): derivations holding
       // them go through ATerm below only.
@@ -91,14 +86,14 @@ Deno.test({
       const json = Object.fromEntries(shuffled(writable).map((p) => [p, corpus.json[p]]));
       assertEquals(lines(await kiln.ok(["derivation", "add"], JSON.stringify(json))), writable);
       for (const p of writable) {
-        assertEquals(decodeDerivationBytes(Deno.readFileSync(kiln.physical(p))), texts.get(p));
+        assertEquals(decodeNixString(Deno.readFileSync(kiln.physical(p))), texts.get(p));
       }
 
       // All of them as ATerm terms, back to back and newline-separated, in a random order: the
       // .drv files kiln writes are Nix's byte for byte, bytes that are not UTF-8 included.
       const all = corpus.drvPaths;
       const aterms = shuffled(all).map((p, i) => texts.get(p) + (i % 2 ? "\n" : ""));
-      const stdin = encodeDerivationText(aterms.join(""));
+      const stdin = encodeNixString(aterms.join(""));
       assertEquals(lines(await kilnAterm.ok(["derivation", "add"], stdin)).sort(), [...all].sort());
       for (const p of all) {
         assertEquals(Deno.readFileSync(kilnAterm.physical(p)), Deno.readFileSync(p));

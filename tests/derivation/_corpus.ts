@@ -6,7 +6,8 @@
  */
 
 import { join } from "node:path";
-import { decodeDerivationBytes, parseJsonText } from "../../lib/derivation/mod.ts";
+import { parseJsonText } from "../../lib/derivation/mod.ts";
+import { decodeNixString } from "../../lib/hashing/mod.ts";
 import type { NixSandbox } from "../_nix.ts";
 
 const CORPUS_NIX = new URL("../testdata/derivation_corpus.nix", import.meta.url);
@@ -39,7 +40,7 @@ export async function instantiateCorpus(nix: NixSandbox): Promise<Corpus> {
   const shown = await nix.runRaw("nix", ["show-derivation", "-r", ...roots]);
   if (shown.code !== 0) throw new Error(`nix show-derivation failed: ${shown.stderr}`);
   // Nix 2.8 writes a string's bytes as they are, UTF-8 or not: decode without loss.
-  const jsonText = decodeDerivationBytes(shown.bytes);
+  const jsonText = decodeNixString(shown.bytes);
   const json = parseJsonText(jsonText) as Record<string, { inputSrcs: string[] }>;
   const drvPaths = Object.keys(json).sort();
   const sources = [

@@ -3,7 +3,6 @@
 import {
   checkOutputPaths,
   computeOutputPaths,
-  decodeDerivationBytes,
   type Derivation,
   type DerivationHashCache,
   derivationPath,
@@ -13,7 +12,7 @@ import {
   printDerivation,
   printDerivationJson,
 } from "../../lib/derivation/mod.ts";
-import { parseStorePath } from "../../lib/hashing/mod.ts";
+import { decodeNixString, parseStorePath } from "../../lib/hashing/mod.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { nixAvailable, NixSandbox } from "../_nix.ts";
 import { instantiateCorpus } from "./_corpus.ts";
@@ -34,7 +33,7 @@ Deno.test({
       const storeDir = nix.storeDir;
       assert(corpus.drvPaths.length >= 60, `only ${corpus.drvPaths.length} derivations`);
       const texts = new Map(
-        corpus.drvPaths.map((p) => [p, decodeDerivationBytes(Deno.readFileSync(p))]),
+        corpus.drvPaths.map((p) => [p, decodeNixString(Deno.readFileSync(p))]),
       );
       const parsed = new Map<string, Derivation>();
       for (const [path, text] of texts) {

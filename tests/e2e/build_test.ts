@@ -5,7 +5,7 @@ import { addAll, DrvSet, type TestDrv, withStore } from "./_drv.ts";
 import { KilnStore } from "../_kiln.ts";
 import { printDerivation } from "../../lib/derivation/mod.ts";
 import { pathExists } from "../../lib/store/mod.ts";
-import { buildLogPath } from "../../lib/scheduler/mod.ts";
+import { buildLogDir, buildLogPath } from "../../lib/scheduler/mod.ts";
 
 const sandboxWorks = (await probeSandbox()).ok;
 
@@ -38,7 +38,7 @@ for (const sandbox of [false, true]) {
         await addAll(store, set);
         await store.ok(["build", flag, silent.path]);
         assert(
-          !pathExists(buildLogPath(join(store.env.KILN_STATE_DIR, "log", "drvs"), silent.path)),
+          !pathExists(buildLogPath(buildLogDir(store.env.KILN_STATE_DIR), silent.path)),
         );
         assertEquals(await store.ok(["log", silent.path]), "");
         assertEquals(await store.ok(["log", silent.outputs.out]), "");
@@ -67,7 +67,7 @@ for (const sandbox of [false, true]) {
         await addAll(store, set);
         // A file where the log directory should be: no user, root included, can write there.
         Deno.mkdirSync(join(store.env.KILN_STATE_DIR, "log"), { recursive: true });
-        Deno.writeTextFileSync(join(store.env.KILN_STATE_DIR, "log", "drvs"), "");
+        Deno.writeTextFileSync(buildLogDir(store.env.KILN_STATE_DIR), "");
         const r = await store.run(["build", flag, a.path]);
         assertEquals(r.code, 0, r.stderr);
         assertEquals(r.stdout, `${a.outputs.out}\n`);
@@ -203,7 +203,7 @@ Deno.test("kiln build fails a dependent started early when its dependency's outp
       script: "echo started; echo c > $out; exec /bin/sleep 30",
     });
     await addAll(store, set);
-    const cLog = buildLogPath(join(store.env.KILN_STATE_DIR, "log", "drvs"), c.path);
+    const cLog = buildLogPath(buildLogDir(store.env.KILN_STATE_DIR), c.path);
     for (const flags of [[], ["--keep-going"]]) {
       if (pathExists(cLog)) Deno.removeSync(cLog); // the last round's
       const r = await store.run(["build", "--no-sandbox", "-L", ...flags, c.path, "--json"]);

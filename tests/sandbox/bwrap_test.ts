@@ -77,13 +77,14 @@ Deno.test("bwrapArgs() maps physical store paths and sandbox-paths", () => {
     rootDir: "/r",
     buildDir: "/tmp/b",
     inputPaths: [INPUT],
-    sandboxPaths: ["/bin/sh=/phys/busybox", "/usr/lib?", ""],
+    sandboxPaths: ["/bin/sh=/phys/busybox", "/usr/lib?", "/data=/srv/k=v", ""],
     fixedOutput: false,
   }).join(" ");
   assert(args.includes(`--bind /r/store ${STORE}`), args);
   assert(args.includes(`--ro-bind /phys${INPUT} ${INPUT}`), args);
   assert(args.includes("--ro-bind /phys/busybox /bin/sh"), args);
   assert(args.includes("--ro-bind-try /usr/lib /usr/lib"), args);
+  assert(args.includes("--ro-bind /srv/k=v /data"), args);
   assert(args.includes("--unshare-net"), args);
   assert(args.includes("--uid 1000 --gid 100"), args);
   assert(args.endsWith("--bind /tmp/b /build --chdir /build"), args);

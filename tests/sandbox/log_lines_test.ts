@@ -3,7 +3,6 @@ import { join } from "node:path";
 import {
   filterAnsiEscapes,
   formatLogTail,
-  LOG_FILE_EXTENSION,
   LogLineSplitter,
   LogTail,
   openCompressedLog,
@@ -68,7 +67,7 @@ Deno.test("filterAnsiEscapes() keeps colours, drops other escapes, expands tabs"
 Deno.test("pumpBuildLog() writes the compressed log and feeds the tail and the printer", async () => {
   const dir = Deno.makeTempDirSync();
   try {
-    const path = join(dir, "drvs", "ab", "cdef-x.drv" + LOG_FILE_EXTENSION);
+    const path = join(dir, "drvs", "ab", "cdef-x.drv.gz");
     const seen: string[] = [];
     let chunks = 0;
     const summary = await pumpBuildLog(streamOf("one\ntw", "o\r2\nthree"), {
@@ -92,7 +91,7 @@ Deno.test("pumpBuildLog() writes the compressed log and feeds the tail and the p
 Deno.test("openCompressedLog() with defer hands a small log's write over instead of waiting", async () => {
   const dir = Deno.makeTempDirSync();
   try {
-    const path = join(dir, "drvs", "ab", "small.drv" + LOG_FILE_EXTENSION);
+    const path = join(dir, "drvs", "ab", "small.drv.gz");
     const writes: Promise<void>[] = [];
     const log = await openCompressedLog(path, { defer: (write) => writes.push(write) });
     await pumpBuildLog(streamOf("done\n"), { logLines: 1, logFile: log });
@@ -107,7 +106,7 @@ Deno.test("openCompressedLog() with defer hands a small log's write over instead
 Deno.test("openCompressedLog() leaves no file for a silent builder, and none from before", async () => {
   const dir = Deno.makeTempDirSync();
   try {
-    const path = join(dir, "silent.drv" + LOG_FILE_EXTENSION);
+    const path = join(dir, "silent.drv.gz");
     await pumpBuildLog(streamOf("earlier\n"), {
       logLines: 1,
       logFile: await openCompressedLog(path),
@@ -125,7 +124,7 @@ Deno.test("openCompressedLog() leaves no file for a silent builder, and none fro
 Deno.test("writeEmptyLog() writes a failed silent builder's log as a gzip file of nothing", async () => {
   const dir = Deno.makeTempDirSync();
   try {
-    const path = join(dir, "xy", "silent.drv" + LOG_FILE_EXTENSION);
+    const path = join(dir, "xy", "silent.drv.gz");
     await writeEmptyLog(path);
     assertEquals(gunzipSync(Deno.readFileSync(path)).length, 0);
     const gzip = new Deno.Command("gzip", { args: ["-t", path] }).outputSync();
@@ -138,7 +137,7 @@ Deno.test("writeEmptyLog() writes a failed silent builder's log as a gzip file o
 Deno.test("openCompressedLog() streams a log once it outgrows its memory buffer", async () => {
   const dir = Deno.makeTempDirSync();
   try {
-    const path = join(dir, "drvs", "ab", "big.drv" + LOG_FILE_EXTENSION);
+    const path = join(dir, "drvs", "ab", "big.drv.gz");
     const line = "0123456789".repeat(10) + "\n";
     const chunks = Array.from({ length: 2000 }, (_, i) => `${i} ${line}`);
     const summary = await pumpBuildLog(streamOf(...chunks), {

@@ -1,7 +1,7 @@
 /** `kiln build`: realise derivations by building them, as `nix-store --realise` / `nix-build`. */
 
 import { join } from "node:path";
-import { decodeDerivationBytes } from "../../derivation/mod.ts";
+import { decodeNixString } from "../../hashing/mod.ts";
 import {
   buildLogDir,
   type BuildResult,
@@ -185,7 +185,7 @@ async function readInstallables(store: LocalStore, args: string[]): Promise<Buil
       targets.push(parseInstallable(arg));
       continue;
     }
-    const text = decodeDerivationBytes(
+    const text = decodeNixString(
       new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer()),
     );
     if (text.trimStart().startsWith("/")) {

@@ -1,10 +1,7 @@
 /** `kiln derivation add|show`: write checked `.drv` files into the store, print them as JSON. */
 
-import {
-  decodeDerivationBytes,
-  type Derivation,
-  printDerivationJson,
-} from "../../derivation/mod.ts";
+import { type Derivation, printDerivationJson } from "../../derivation/mod.ts";
+import { decodeNixString } from "../../hashing/mod.ts";
 import { readDerivation } from "../../scheduler/mod.ts";
 import { LocalStore } from "../../store/mod.ts";
 import { addDerivations } from "../_derivation_input.ts";
@@ -35,8 +32,8 @@ async function add(args: string[]): Promise<number> {
   if (positionals.length > 0) {
     throw new UsageError("kiln derivation add takes no arguments; it reads stdin");
   }
-  // Nix strings are bytes: keep any that are not UTF-8 (see decodeDerivationBytes).
-  const text = decodeDerivationBytes(
+  // Nix strings are bytes: keep any that are not UTF-8 (see decodeNixString).
+  const text = decodeNixString(
     new Uint8Array(await new Response(Deno.stdin.readable).arrayBuffer()),
   );
   const store = LocalStore.open(config());

@@ -1,6 +1,8 @@
 /**
- * Temporary names inside the physical store dir (`.kiln-tmp-<pid>-<n>-<name>`), where new paths
- * are written before they are renamed into place, and removal of such half-written leftovers.
+ * The store's file-system helpers: temporary names inside the physical store dir
+ * (`.kiln-tmp-<pid>-<n>-<name>`), where new paths are written before they are renamed into place,
+ * and removal of such half-written leftovers; whether a path exists, `lutimes`, and removal of a
+ * tree.
  */
 
 import { join } from "node:path";

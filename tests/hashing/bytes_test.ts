@@ -1,11 +1,7 @@
-import {
-  decodeDerivationBytes,
-  encodeDerivationText,
-  isUtf8Text,
-} from "../../lib/derivation/mod.ts";
+import { decodeNixString, encodeNixString, isUtf8Text } from "../../lib/hashing/mod.ts";
 import { assert, assertEquals } from "../_assert.ts";
 
-Deno.test("decodeDerivationBytes() keeps bytes that are not UTF-8 and encodeDerivationText() restores them", () => {
+Deno.test("decodeNixString() keeps bytes that are not UTF-8 and encodeNixString() restores them", () => {
   const cases = [
     [0x61, 0xc3], // é cut after its first byte
     [0xf0, 0x9f, 0x98, 0x22], // 😀 cut before a quote
@@ -15,8 +11,8 @@ Deno.test("decodeDerivationBytes() keeps bytes that are not UTF-8 and encodeDeri
     [0xef, 0xbb, 0xbf, 0x41], // a BOM is content too
   ];
   for (const bytes of cases.map((c) => new Uint8Array(c))) {
-    const text = decodeDerivationBytes(bytes);
-    assertEquals(encodeDerivationText(text), bytes);
+    const text = decodeNixString(bytes);
+    assertEquals(encodeNixString(text), bytes);
     const valid = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
     let utf8 = true;
     try {
@@ -26,6 +22,6 @@ Deno.test("decodeDerivationBytes() keeps bytes that are not UTF-8 and encodeDeri
     }
     assertEquals(isUtf8Text(text), utf8);
   }
-  assertEquals(decodeDerivationBytes(new Uint8Array([0x61, 0xc3])), "a\udcc3");
+  assertEquals(decodeNixString(new Uint8Array([0x61, 0xc3])), "a\udcc3");
   assert(isUtf8Text("é😀"));
 });

@@ -29,6 +29,7 @@ import { parseCommandArgs, UsageError } from "../args.ts";
 import { type Command, printJson, printLines, printStderr, warn } from "../command.ts";
 import type { Config, Settings } from "../config.ts";
 import { addDerivations } from "../_derivation_input.ts";
+import { importDerivationFiles } from "../_derivation_files.ts";
 import { substituteOutputs } from "../_substitute_step.ts";
 
 const USAGE = `Usage: kiln build [OPTIONS] INSTALLABLE...
@@ -36,7 +37,9 @@ const USAGE = `Usage: kiln build [OPTIONS] INSTALLABLE...
 Builds derivations and prints their output paths, one per line. An INSTALLABLE is a .drv store
 path, optionally followed by ^OUT1,OUT2 or ^* (all outputs, the default), or '-': stdin holds
 .drv paths one per line, or derivation documents (what 'kiln derivation add' reads), which are
-added first and whose top-level derivations are built.
+added first and whose top-level derivations are built. A .drv path the store lacks that exists as
+a file (nix-instantiate's, in a Nix store with the same store dir) is added from there with its
+inputs, each checked against its path.
 
 Options (each also a setting, settable with --option NAME VALUE or in kiln.conf):
   -j, --max-jobs N            concurrent builds (default: number of CPUs)
@@ -122,6 +125,7 @@ async function run(args: string[]): Promise<number> {
   const store = LocalStore.open(config);
   try {
     const targets = await readInstallables(store, positionals);
+    await importDerivationFiles(store, targets.map((t) => t.drvPath));
     const planOptions = { check: values.check, repair: values.repair };
     let plan = planBuild(store, targets, planOptions);
     if (!values.offline && !values.check && !values.repair) {

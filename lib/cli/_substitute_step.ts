@@ -14,7 +14,7 @@ import {
   substitutionFrontier,
 } from "../scheduler/mod.ts";
 import type { LocalStore } from "../store/mod.ts";
-import type { Substituter } from "../substituter/mod.ts";
+import type { SubstitutionPlan } from "../substituter/mod.ts";
 import { printStderr } from "./command.ts";
 import type { Config } from "./config.ts";
 
@@ -35,7 +35,7 @@ export async function substituteOutputs(
   using handle = await openSubstituter(store, config);
   const { substituter } = handle;
   if (substituter.caches.length === 0) return undefined;
-  const available = await substitutablePaths(substituter, wanted);
+  const available = substitutablePaths(await substituter.planSubstitution(wanted), wanted);
   const frontier = substitutionFrontier(plan, (path) => available.has(path));
   if (frontier.length === 0) return undefined;
   const fetch = await substituter.planSubstitution(frontier);
@@ -54,11 +54,10 @@ export async function substituteOutputs(
 }
 
 /** The paths of `wanted` that some cache has, with every path of their closure. */
-async function substitutablePaths(
-  substituter: Substituter,
+export function substitutablePaths(
+  { graph, missing }: SubstitutionPlan,
   wanted: readonly string[],
-): Promise<Set<string>> {
-  const { graph, missing } = await substituter.planSubstitution(wanted);
+): Set<string> {
   const ok = new Map<string, boolean>();
   // Iterative post-order (references have no cycles but self-references, which nodes omit).
   const check = (root: string): boolean => {

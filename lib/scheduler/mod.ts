@@ -8,5 +8,6 @@ export * from "./plan.ts";
 export * from "./derivation_goal.ts";
 export * from "./watchdog.ts";
 export * from "./substitution_frontier.ts";
+export * from "./missing.ts";
 export * from "./build_log.ts";
 export { BuildDirs } from "./_build_dirs.ts";

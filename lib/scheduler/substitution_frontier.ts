@@ -26,7 +26,19 @@ export function substitutionFrontier(
   plan: BuildPlan,
   substitutable: (path: string) => boolean,
 ): string[] {
+  return splitMissing(plan, substitutable).substitute;
+}
+
+/**
+ * The frontier's output paths (`substitute`, sorted) and the derivations above it that are to be
+ * built (`build`, in the order met).
+ */
+export function splitMissing(
+  plan: BuildPlan,
+  substitutable: (path: string) => boolean,
+): { substitute: string[]; build: string[] } {
   const frontier = new Set<string>();
+  const build: string[] = [];
   const seen = new Set<string>();
   const stack = [...plan.targets];
   while (stack.length > 0) {
@@ -41,8 +53,9 @@ export function substitutionFrontier(
     if (!planned.check && missing.length > 0 && missing.every(substitutable)) {
       for (const path of missing) frontier.add(path);
     } else {
+      build.push(drvPath);
       stack.push(...node.dependencies);
     }
   }
-  return [...frontier].sort();
+  return { substitute: [...frontier].sort(), build };
 }

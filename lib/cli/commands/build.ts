@@ -31,6 +31,7 @@ import type { Config, Settings } from "../config.ts";
 import { addDerivations } from "../_derivation_input.ts";
 import { importDerivationFiles } from "../_derivation_files.ts";
 import { substituteOutputs } from "../_substitute_step.ts";
+import { dryRun } from "./_dry_run.ts";
 
 const USAGE = `Usage: kiln build [OPTIONS] INSTALLABLE...
 
@@ -62,6 +63,7 @@ Flags:
       --json                  print one result object per derivation instead of paths
   -o, --out-link PATH         make result symlinks PATH, PATH-dev ... (as nix-build)
       --offline               do not consult substituters
+      --dry-run               print what would be built and fetched (with sizes); do neither
 With --max-jobs 0 nothing is built locally: what is not substituted fails.
 Exit status as Nix: 100 build failure, +1 timeout, +2 hash mismatch, +4 check mismatch (104);
 1 for other errors. Logs: 'kiln log DRV'.`;
@@ -101,6 +103,7 @@ const OPTIONS = {
   substituters: { type: "string" },
   fallback: { type: "boolean" },
   offline: { type: "boolean" },
+  "dry-run": { type: "boolean" },
 } as const;
 
 export const buildCommand: Command = {
@@ -128,6 +131,10 @@ async function run(args: string[]): Promise<number> {
     await importDerivationFiles(store, targets.map((t) => t.drvPath));
     const planOptions = { check: values.check, repair: values.repair };
     let plan = planBuild(store, targets, planOptions);
+    if (values["dry-run"]) {
+      const substitute = !values.offline && !values.check && !values.repair;
+      return await dryRun(store, config, plan, { substitute });
+    }
     if (!values.offline && !values.check && !values.repair) {
       const failed = await substituteOutputs(store, config, plan, new AbortController().signal);
       if (failed !== undefined) {

@@ -141,13 +141,16 @@ export function parseCommandArgs<O extends OptionSpecs>(
 /** A verb's subcommands by name, each taking the arguments after its name. */
 export type Subcommands = Record<string, (args: string[]) => number | Promise<number>>;
 
-/** Runs subcommand `args[0]` of `verb`; a missing or unknown one is a UsageError naming them. */
+/**
+ * Runs the subcommand of `verb` that `args` name (global options may come before it); a missing
+ * or unknown one is a UsageError naming them.
+ */
 export async function runSubcommand(
   verb: string,
   args: string[],
   subcommands: Subcommands,
 ): Promise<number> {
-  const [sub, ...rest] = args;
+  const { verb: sub, args: rest } = splitCommandLine(args);
   const names = Object.keys(subcommands);
   if (sub === undefined) {
     const list = names.length > 1

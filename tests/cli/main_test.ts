@@ -81,6 +81,9 @@ Deno.test("kiln takes global options before the verb as after it, for every comm
     // A verb with subcommands, and one that reads no store.
     const before = await store.ok([...flags, "store", "path-info", a.outputs.out]);
     assertEquals(before, await store.ok(["store", "path-info", a.outputs.out, ...flags]));
+    assertEquals(before, await store.ok(["store", ...flags, "path-info", a.outputs.out]));
+    const none = await store.run([...flags, "store"]);
+    assertStringIncludes(none.stderr, "kiln store needs a subcommand");
     assertStringIncludes(before, a.outputs.out);
     const hash = await store.ok(["hash", "convert", "--type", "sha256", "0".repeat(64)]);
     assertEquals(

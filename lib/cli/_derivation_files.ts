@@ -38,7 +38,7 @@ export async function importDerivationFiles(
   const seen = new Set<string>();
   for (const path of drvPaths) {
     if (isStorePath(store.storeDir, path) && !store.isValidPath(path) && pathExists(path)) {
-      visit(store, path, { found, seen });
+      visit(path, { store, found, seen });
     }
   }
   if (found.derivations.size === 0) return;
@@ -65,7 +65,11 @@ function isStorePath(storeDir: string, path: string): boolean {
 }
 
 /** Reads `path` (a `.drv` or a source) and what it needs, inputs before it. */
-function visit(store: LocalStore, path: string, state: { found: Found; seen: Set<string> }): void {
+function visit(
+  path: string,
+  state: { store: LocalStore; found: Found; seen: Set<string> },
+): void {
+  const { store } = state;
   if (state.seen.has(path) || store.isValidPath(path)) return;
   state.seen.add(path);
   const { name } = parseStorePath(store.storeDir, path);
@@ -73,8 +77,8 @@ function visit(store: LocalStore, path: string, state: { found: Found; seen: Set
     throw new TypeError(`Path '${path}' is neither valid in the store nor there to be read`);
   }
   if (!name.endsWith(".drv") || !Deno.lstatSync(path).isFile) {
-    const source = sourceKind(store.storeDir, path, name);
-    if (source.kind === "text") { for (const ref of source.references) visit(store, ref, state); }
+    const source = sourceKind(store.storeDir, path);
+    if (source.kind === "text") { for (const ref of source.references) visit(ref, state); }
     state.found.sources.set(path, source);
     return;
   }
@@ -85,8 +89,8 @@ function visit(store: LocalStore, path: string, state: { found: Found; seen: Set
       `Derivation '${path}' does not hash to its path: its text gives '${computed}'`,
     );
   }
-  for (const input of drv.inputDrvs.keys()) visit(store, input, state);
-  for (const src of drv.inputSrcs) visit(store, src, state);
+  for (const input of drv.inputDrvs.keys()) visit(input, state);
+  for (const src of drv.inputSrcs) visit(src, state);
   state.found.derivations.set(path, drv);
 }
 
@@ -95,7 +99,8 @@ function visit(store: LocalStore, path: string, state: { found: Found; seen: Set
  * (`builtins.toFile`), its NAR's sha256 (`./file`, `builtins.path`), or a file's sha256
  * (`builtins.fetchurl`). Throws a RangeError when none gives its path.
  */
-function sourceKind(storeDir: string, path: string, name: string): SourceKind {
+function sourceKind(storeDir: string, path: string): SourceKind {
+  const { name } = parseStorePath(storeDir, path);
   const stat = Deno.lstatSync(path);
   if (stat.isFile) {
     const contents = Deno.readFileSync(path);

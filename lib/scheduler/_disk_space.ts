@@ -5,7 +5,7 @@
  */
 
 /** Nix's threshold: less than 8 MiB available (`f_bavail * f_bsize`) is full. */
-export const DISK_FULL_BYTES = 8 * 1024 * 1024;
+const DISK_FULL_BYTES = 8 * 1024 * 1024;
 
 /** `struct statvfs` on 64-bit Linux: f_bsize at 0, f_bavail at 32, 112 bytes in all. */
 const STATVFS_SIZE = 112;

@@ -17,11 +17,10 @@ import { substitutablePaths } from "../_substitute_step.ts";
 
 /** Prints what building `plan` would do; `substitute`: ask the configured caches. Returns 0. */
 export async function dryRun(
-  store: LocalStore,
-  config: Config,
   plan: BuildPlan,
-  options: { substitute: boolean },
+  options: { store: LocalStore; config: Config; substitute: boolean },
 ): Promise<number> {
+  const { store, config } = options;
   const wanted = missingOutputs(plan);
   let missing: MissingPaths;
   if (

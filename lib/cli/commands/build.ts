@@ -133,7 +133,7 @@ async function run(args: string[]): Promise<number> {
     let plan = planBuild(store, targets, planOptions);
     if (values["dry-run"]) {
       const substitute = !values.offline && !values.check && !values.repair;
-      return await dryRun(store, config, plan, { substitute });
+      return await dryRun(plan, { store, config, substitute });
     }
     if (!values.offline && !values.check && !values.repair) {
       const failed = await substituteOutputs(store, config, plan, new AbortController().signal);

@@ -80,11 +80,16 @@ function planAdd(entries: DerivationJsonEntry[], store: LocalStore): PlannedAdd[
  * Checks the derivations of `text` and writes their `.drv` files into the store (nothing unless
  * all pass). Returns them by `.drv` path, in dependency order.
  */
-export async function addDerivations(
+export function addDerivations(store: LocalStore, text: string): Promise<Map<string, Derivation>> {
+  return addDerivationEntries(store, parseDerivationInput(text, store.storeDir));
+}
+
+/** As {@link addDerivations}, for derivations already parsed (each given path is checked). */
+export async function addDerivationEntries(
   store: LocalStore,
-  text: string,
+  entries: DerivationJsonEntry[],
 ): Promise<Map<string, Derivation>> {
-  const plan = planAdd(parseDerivationInput(text, store.storeDir), store);
+  const plan = planAdd(entries, store);
   const added = new Map<string, Derivation>();
   for (const { path, drv, aterm, outputs } of plan) {
     // Nix strings are bytes: encodeNixString gives back any that are not UTF-8.

@@ -1,6 +1,6 @@
 /** Dispatches `kiln VERB ...` to its command and turns a thrown error into one line and status 1. */
 
-import { UsageError } from "./args.ts";
+import { type CommandLine, splitCommandLine, UsageError } from "./args.ts";
 import { type CommandEntry, printLines, printStderr } from "./command.ts";
 /**
  * Every verb, with the one line `kiln --help` shows. A command's module is loaded only when it
@@ -59,23 +59,31 @@ const TOP_USAGE = `Usage: kiln COMMAND [OPTIONS] [ARGS...]
 Commands:
 ${COMMANDS.map((c) => `  ${c.name.padEnd(12)}${c.summary}`).join("\n")}
 
-Global options (every command):
+Global options (every command, before or after it):
   --store-dir DIR       logical store dir, inside every hash (default /nix/store; KILN_STORE_DIR)
   --store-root DIR      where the store dir lives on disk ('/' = as it is; KILN_STORE_ROOT)
   --state-dir DIR       database, logs, locks (KILN_STATE_DIR)
   --option NAME VALUE   any setting, as in nix.conf
+  --help, --version     this text or a command's usage; kiln's version
 Run 'kiln COMMAND --help' for a command's usage.`;
 
 /** Runs one command line; returns the exit status. */
-export async function main(args: string[]): Promise<number> {
-  const [verb, ...rest] = args;
-  if (verb === undefined || verb === "--help" || verb === "-h" || verb === "help") {
-    printLines([TOP_USAGE]);
-    return verb === undefined ? 1 : 0;
+export async function main(argv: string[]): Promise<number> {
+  let line: CommandLine;
+  try {
+    line = splitCommandLine(argv);
+  } catch (e) {
+    printStderr(`error: ${describeError(e)}; run 'kiln --help' for the usage`);
+    return 1;
   }
-  if (verb === "--version") {
+  const { verb, args } = line;
+  if (line.version) {
     printLines(["kiln 0.1.0"]);
     return 0;
+  }
+  if (verb === undefined || verb === "help") {
+    printLines([TOP_USAGE]);
+    return verb === undefined && !line.help ? 1 : 0;
   }
   const entry = COMMANDS.find((c) => c.name === verb);
   if (!entry) {
@@ -84,11 +92,11 @@ export async function main(args: string[]): Promise<number> {
   }
   try {
     const command = await entry.load();
-    if (rest.includes("--help") || rest.includes("-h")) {
+    if (line.help) {
       printLines([command.usage]);
       return 0;
     }
-    return await command.run(rest);
+    return await command.run(args);
   } catch (e) {
     printStderr(`error: ${describeError(e)}`);
     if (e instanceof UsageError) printStderr(`Try 'kiln ${verb} --help'.`);

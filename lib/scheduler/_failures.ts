@@ -3,6 +3,7 @@
 import { type BuilderResult, formatLogTail } from "../sandbox/mod.ts";
 import type { FailureOutcome } from "./build_result.ts";
 import { unreachable } from "./_unreachable.ts";
+import { isDiskFull } from "./_disk_space.ts";
 
 /** Signal numbers and `strsignal` descriptions on Linux. */
 const SIGNALS: Record<string, [number, string]> = {
@@ -35,6 +36,9 @@ export interface FailureContext {
   timeout: number;
   maxSilentTime: number;
   maxLogSize: number;
+  /** The store's and the build dir's places on disk: a builder that failed there when either
+   * file system is nearly full may have run out of space (a transient failure, as in Nix). */
+  fileSystems: readonly string[];
 }
 
 /** Nix 2.8's `DerivationGoal::getName()` for a build of `outputs` (all when `*`). */
@@ -51,12 +55,23 @@ export function withoutLogTail(message: string): string {
 /** The failure for a builder that ended other than with exit code 0. */
 export function builderFailure(result: BuilderResult, context: FailureContext): FailureOutcome {
   const { outcome, tail } = result;
+  const diskFull = (outcome.kind === "exited" || outcome.kind === "signaled") &&
+    isDiskFull(context.fileSystems);
   const withTail = (status: string) => {
-    const head = `builder for '${context.drvPath}' ${status}`;
-    if (tail.length === 0) return head;
-    return `${head};\n${formatLogTail(tail)}For full logs, run 'kiln log ${context.drvPath}'.`;
+    let message = `builder for '${context.drvPath}' ${status}`;
+    if (tail.length > 0) {
+      message += `;\n${formatLogTail(tail)}For full logs, run 'kiln log ${context.drvPath}'.`;
+    }
+    if (diskFull) {
+      message += "\nnote: build failure may have been caused by lack of free disk space";
+    }
+    return message;
   };
-  const base = { status: "failed" as const, logTail: tail, transient: context.fixedOutput };
+  const base = {
+    status: "failed" as const,
+    logTail: tail,
+    transient: context.fixedOutput || diskFull,
+  };
   switch (outcome.kind) {
     case "exited":
       return {

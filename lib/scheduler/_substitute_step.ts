@@ -10,7 +10,11 @@ import type { Substituter } from "../substituter/mod.ts";
 import type { BuildResult } from "./build_result.ts";
 import type { SchedulerEvent } from "./events.ts";
 import type { BuildPlan } from "./plan.ts";
-import { missingOutputs, substitutionFrontier } from "./substitution_frontier.ts";
+import {
+  missingOutputs,
+  substitutablePaths,
+  substitutionFrontier,
+} from "./substitution_frontier.ts";
 import { runGoals } from "./worker.ts";
 
 /** The caches of a run, opened only when there is something to ask them for. */
@@ -38,7 +42,7 @@ export async function substituteOutputs(
   using handle = await options.open();
   const { substituter } = handle;
   if (substituter.caches.length === 0) return undefined;
-  const available = await substitutablePaths(substituter, wanted);
+  const available = substitutablePaths(await substituter.planSubstitution(wanted), wanted);
   const frontier = substitutionFrontier(plan, (path) => available.has(path));
   if (frontier.length === 0) return undefined;
   const fetch = await substituter.planSubstitution(frontier);
@@ -50,33 +54,4 @@ export async function substituteOutputs(
     onEvent: (event) => run.onEvent(event, fetch.narInfos.get(event.path)?.narSize),
   });
   return [...results.values()].filter((r) => r.status === "failed");
-}
-
-/** The paths of `wanted` that some cache has, with every path of their closure. */
-async function substitutablePaths(
-  substituter: Substituter,
-  wanted: readonly string[],
-): Promise<Set<string>> {
-  const { graph, missing } = await substituter.planSubstitution(wanted);
-  const ok = new Map<string, boolean>();
-  // Iterative post-order (references have no cycles but self-references, which nodes omit).
-  const check = (root: string): boolean => {
-    const stack: [string, boolean][] = [[root, false]];
-    while (stack.length > 0) {
-      const [path, expanded] = stack.pop()!;
-      if (ok.has(path)) continue;
-      const node = graph.get(path);
-      if (node === undefined || missing.has(path)) {
-        ok.set(path, false);
-      } else if (node.valid) {
-        ok.set(path, true);
-      } else if (!expanded) {
-        stack.push([path, true], ...node.dependencies.map((d): [string, boolean] => [d, false]));
-      } else {
-        ok.set(path, node.dependencies.every((d) => ok.get(d) !== false));
-      }
-    }
-    return ok.get(root)!;
-  };
-  return new Set(wanted.filter(check));
 }

@@ -240,6 +240,7 @@ async function buildLocked(
             timeout: settings.timeout,
             maxSilentTime: settings.maxSilentTime,
             maxLogSize: settings.maxLogSize,
+            fileSystems: [context.store.physicalPath(context.store.storeDir), round.buildDir],
           });
         }
         const { candidates } = (await inputs) ?? {};

@@ -8,6 +8,7 @@ export * from "./plan.ts";
 export * from "./derivation_goal.ts";
 export * from "./watchdog.ts";
 export * from "./substitution_frontier.ts";
+export * from "./missing.ts";
 export * from "./build_log.ts";
 export * from "./realise.ts";
 export * from "./run_events.ts";

@@ -24,6 +24,7 @@ import {
   makeDerivationGoals,
 } from "./derivation_goal.ts";
 import type { Progress, SchedulerEvent } from "./events.ts";
+import { inputsFirst } from "./missing.ts";
 import { type BuildPlan, type BuildTarget, planBuild } from "./plan.ts";
 import type { ActivityType, RunEvent, RunListener } from "./run_events.ts";
 import { Watchdog } from "./watchdog.ts";
@@ -148,40 +149,11 @@ async function runPhases(
     const head = toBuild.length === 1
       ? "this derivation will be built:"
       : `these ${toBuild.length} derivations will be built:`;
-    const lines = dependenciesFirst(plan, toBuild).map((p) => `  ${p}`);
+    const lines = inputsFirst(plan, toBuild).map((p) => `  ${p}`);
     events.msg("info", [head, ...lines].join("\n"));
   }
   const results = await buildPlan(store, plan, { ...options, settings }, signal, events);
   return { status: "realised", plan, results };
-}
-
-/**
- * `paths` in the order Nix's `printMissing` lists them: a depth-first walk in sorted order that
- * puts each derivation after the input derivations among them.
- */
-function dependenciesFirst(plan: BuildPlan, paths: readonly string[]): string[] {
-  const among = new Set(paths);
-  const order: string[] = [];
-  const seen = new Set<string>();
-  for (const root of [...among].sort()) {
-    // Iterative post-order: [path, inputs pushed].
-    const stack: [string, boolean][] = [[root, false]];
-    while (stack.length > 0) {
-      const [path, expanded] = stack.pop()!;
-      if (expanded) {
-        order.push(path);
-        continue;
-      }
-      if (seen.has(path)) continue;
-      seen.add(path);
-      stack.push([path, true]);
-      const inputs = [...plan.derivations.get(path)!.drv.inputDrvs.keys()];
-      for (const input of inputs.filter((i) => among.has(i)).sort().reverse()) {
-        stack.push([input, false]);
-      }
-    }
-  }
-  return order;
 }
 
 /** The settings with the sandbox the run really uses, probed once when something is built. */

@@ -75,6 +75,7 @@ Deno.test("builderFailure() words exit codes, signals and timeouts as Nix 2.8", 
     timeout: 5,
     maxSilentTime: 3,
     maxLogSize: 10,
+    fileSystems: [],
   };
   const exited = builderFailure(
     { outcome: { kind: "exited", code: 2 }, tail: ["a", "b"], logBytes: 4 },

@@ -9,6 +9,7 @@ import {
   type BuildTarget,
   exitCodeOf,
   nixStatusOf,
+  planBuild,
   realise,
 } from "../../scheduler/mod.ts";
 import { LocalStore } from "../../store/mod.ts";
@@ -17,13 +18,17 @@ import { type Command, printJson, printLines, printStderr } from "../command.ts"
 import type { Settings } from "../config.ts";
 import { openDisplay } from "../display.ts";
 import { addDerivations } from "../_derivation_input.ts";
+import { importDerivationFiles } from "../_derivation_files.ts";
+import { dryRun } from "./_dry_run.ts";
 
 const USAGE = `Usage: kiln build [OPTIONS] INSTALLABLE...
 
 Builds derivations and prints their output paths, one per line. An INSTALLABLE is a .drv store
 path, optionally followed by ^OUT1,OUT2 or ^* (all outputs, the default), or '-': stdin holds
 .drv paths one per line, or derivation documents (what 'kiln derivation add' reads), which are
-added first and whose top-level derivations are built.
+added first and whose top-level derivations are built. A .drv path the store lacks that exists as
+a file (nix-instantiate's, in a Nix store with the same store dir) is added from there with its
+inputs, each checked against its path.
 
 Options (each also a setting, settable with --option NAME VALUE or in kiln.conf):
   -j, --max-jobs N            concurrent builds (default: number of CPUs)
@@ -49,6 +54,7 @@ Flags:
       --json                  print one result object per derivation instead of paths
   -o, --out-link PATH         make result symlinks PATH, PATH-dev ... (as nix-build)
       --offline               do not consult substituters
+      --dry-run               print what would be built and fetched (with sizes); do neither
 With --max-jobs 0 nothing is built locally: what is not substituted fails.
 Exit status as Nix: 100 build failure, +1 timeout, +2 hash mismatch, +4 check mismatch (104);
 1 for other errors. Logs: 'kiln log DRV'.`;
@@ -89,6 +95,7 @@ const OPTIONS = {
   substituters: { type: "string" },
   fallback: { type: "boolean" },
   offline: { type: "boolean" },
+  "dry-run": { type: "boolean" },
 } as const;
 
 export const buildCommand: Command = {
@@ -120,6 +127,12 @@ async function run(args: string[]): Promise<number> {
   for (const s of signals) Deno.addSignalListener(s, onSignal);
   try {
     const targets = await readInstallables(store, positionals);
+    await importDerivationFiles(store, targets.map((t) => t.drvPath));
+    if (values["dry-run"]) {
+      const plan = planBuild(store, targets, { check: values.check, repair: values.repair });
+      const substitute = !values.offline && !values.check && !values.repair;
+      return await dryRun(plan, { store, config, substitute });
+    }
     await using run = realise(store, targets, {
       storeRoot: config.storeRoot,
       logDir: buildLogDir(config.stateDir),

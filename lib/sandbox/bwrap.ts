@@ -43,7 +43,12 @@ export interface BwrapConfig {
   userNamespace?: boolean;
   /** The bwrap executable (default: `bwrap` found on the PATH). */
   bwrapPath?: string;
+  /** What runs the sandbox (default bwrap; see `namespaces.ts` for the other). */
+  backend?: SandboxBackend;
 }
+
+/** How sandboxed builders are run: bubblewrap, or util-linux `unshare` (user namespaces). */
+export type SandboxBackend = "bwrap" | "namespaces";
 
 /** Nix's default `sandbox-paths`. */
 export const DEFAULT_SANDBOX_PATHS: readonly string[] = ["/bin/sh"];
@@ -287,8 +292,8 @@ function searchPath(path: string, name: string): string | undefined {
   return undefined;
 }
 
-/** Whether sandboxed builds work here: bwrap present, namespaces allowed. */
-export async function probeSandbox(
+/** Whether bwrap sandboxes work here: bwrap present, namespaces allowed. */
+export async function probeBwrap(
   options: { bwrapPath?: string; userNamespace?: boolean } = {},
 ): Promise<{ ok: true } | { ok: false; reason: string }> {
   const bwrap = options.bwrapPath ?? findBwrap();

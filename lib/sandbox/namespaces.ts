@@ -1,0 +1,297 @@
+/**
+ * The build sandbox without bubblewrap: the kernel's user, mount, PID, IPC, UTS and network
+ * namespaces through util-linux's `unshare` (on every Linux distribution), as nix-portable falls
+ * back from bwrap to another runtime. kiln lays out the sandbox's root on the host
+ * (`<rootDir>/ns`: empty mount points, symlinks) and writes its mounts as an fstab
+ * (`<rootDir>/fstab`); in the namespaces one `mount --all` mounts them all, `hostname` names the
+ * host, and a second `unshare` enters a nested user namespace that maps uid 1000 / gid 100 to the
+ * first one's root, chroots into the root and execs the builder, which so holds no capabilities.
+ *
+ * Where it differs from bwrap: the builder is PID 1 of its namespace (as in Nix's own sandbox;
+ * bwrap's is 2), `/dev/pts` is a new devpts instance as in bwrap; there is no die-with-parent, so
+ * kiln's watchdog covers these builders (killing `unshare` kills the namespace through
+ * `--kill-child`); the root is read-only but owned by kiln's user.
+ *
+ * The same machinery shows the store at its logical place to builders outside the sandbox
+ * (`sandbox = false` with a store root other than `/`, see {@link makeStoreView}): a root whose
+ * entries are the host's, bound recursively, plus the physical store at the store dir.
+ */
+
+import { basename, dirname, join } from "node:path";
+import { type BwrapConfig, DEFAULT_SANDBOX_BUILD_DIR, DEFAULT_SANDBOX_PATHS } from "./bwrap.ts";
+
+/**
+ * Runs in the outer namespaces: `$1` the fstab, `$2` the hostname (empty: keep it), then
+ * `env -i NAME=VALUE... unshare ...`: env(1) sets the builder's exact environment (sh would drop
+ * names that are not shell names) before the nested unshare chroots. Exit 125 if setup fails.
+ */
+const SETUP_SCRIPT = 'mount --all --fstab "$1" || exit 125; ' +
+  'if [ -n "$2" ] && command -v hostname >/dev/null; then hostname "$2" || exit 125; fi; ' +
+  'shift 2; exec env -i -- "$@"';
+
+/** What `mount` and `hostname` are found on in the namespace. */
+const SETUP_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+const SANDBOX_UID = 1000;
+const SANDBOX_GID = 100;
+
+/** Device nodes bound into the sandbox's /dev (bwrap's `--dev` set). */
+const DEV_NODES = ["null", "zero", "full", "random", "urandom", "tty"];
+const DEV_LINKS: [string, string][] = [
+  ["fd", "/proc/self/fd"],
+  ["stdin", "/proc/self/fd/0"],
+  ["stdout", "/proc/self/fd/1"],
+  ["stderr", "/proc/self/fd/2"],
+  ["ptmx", "pts/ptmx"],
+];
+
+/** A root showing the host with the store at its logical place (see {@link makeStoreView}). */
+export interface StoreView {
+  rootDir: string;
+  fstab: string;
+}
+
+/** What a builder run through `unshare` needs: its argv and the environment of the first exec. */
+export interface NamespaceLaunch {
+  argv: string[];
+  env: Record<string, string>;
+}
+
+/**
+ * Lays out the sandbox root of `config` (prepared by `prepareSandbox`) under `<rootDir>/ns` and
+ * its mounts in `<rootDir>/fstab`; returns the command that runs `argv` in it with `env`.
+ */
+export function launchInNamespaces(
+  config: BwrapConfig,
+  builder: { argv: readonly string[]; env: Record<string, string> },
+): NamespaceLaunch {
+  const root = join(config.rootDir, "ns");
+  const buildDir = config.sandboxBuildDir ?? DEFAULT_SANDBOX_BUILD_DIR;
+  const etc = config.share?.etcDir ?? join(config.rootDir, "etc");
+  const copied = new Set(config.copiedInputs);
+  const table = new MountTable(root);
+  table.bind(join(config.rootDir, "store"), config.storeDir, "bind", true);
+  for (const path of [...config.inputPaths].sort()) {
+    if (copied.has(path)) continue;
+    const isDir = config.share?.inputInfo.get(path)?.isDirectory;
+    table.bind(hostPath(config, path), path, "bind,ro", isDir, join(config.rootDir, "store"));
+  }
+  for (const entry of config.sandboxPaths ?? DEFAULT_SANDBOX_PATHS) {
+    const optional = entry.endsWith("?");
+    const spec = optional ? entry.slice(0, -1) : entry;
+    if (spec === "") continue;
+    const eq = spec.indexOf("=");
+    const [target, source] = eq < 0 ? [spec, spec] : [spec.slice(0, eq), spec.slice(eq + 1)];
+    if (optional && !exists(source)) continue;
+    table.bind(source, target, "rbind,ro");
+  }
+  table.bind(join(etc, "passwd"), "/etc/passwd", "bind,ro");
+  table.bind(join(etc, "group"), "/etc/group", "bind,ro");
+  if (config.fixedOutput) {
+    table.bind(join(etc, "nsswitch.conf"), "/etc/nsswitch.conf", "bind,ro");
+    for (const file of ["/etc/resolv.conf", "/etc/services", "/etc/hosts"]) {
+      if (exists(file)) table.bind(file, file, "bind,ro");
+    }
+  } else {
+    table.bind(join(etc, "hosts"), "/etc/hosts", "bind,ro");
+  }
+  table.mount("proc", "/proc", "proc", "nosuid,nodev,noexec");
+  for (const node of DEV_NODES.filter((n) => exists(`/dev/${n}`))) {
+    table.bind(`/dev/${node}`, `/dev/${node}`, "bind", false);
+  }
+  for (const [name, target] of DEV_LINKS) table.symlink(target, `/dev/${name}`);
+  table.mount("tmpfs", "/dev/shm", "tmpfs", "nosuid,nodev,mode=1777");
+  table.mount("devpts", "/dev/pts", "devpts", "newinstance,ptmxmode=0666,mode=620");
+  table.mount("tmpfs", "/tmp", "tmpfs", "nosuid,nodev,mode=1777");
+  table.bind(config.buildDir, buildDir, "bind", true);
+  table.bind(root, "/", "rbind,ro"); // last: the root itself read-only, its mounts as they are
+  const fstab = join(config.rootDir, "fstab");
+  Deno.writeTextFileSync(fstab, table.text());
+  const flags = ["--pid", "--kill-child", "--ipc", "--uts"];
+  if (!config.fixedOutput) flags.push("--net");
+  return {
+    argv: outerArgv(flags, fstab, "localhost", builder, {
+      root,
+      cwd: buildDir,
+      uid: SANDBOX_UID,
+      gid: SANDBOX_GID,
+    }),
+    env: { PATH: SETUP_PATH },
+  };
+}
+
+/**
+ * Lays out, in `dir` (created), a root holding the host's top-level entries (directories bound
+ * recursively, symlinks copied) and the physical store at the logical store dir, for builders
+ * outside the sandbox: they see the host as it is and the store where its paths say.
+ */
+export function makeStoreView(
+  dir: string,
+  options: { storeDir: string; storeRoot: string },
+): StoreView {
+  const rootDir = join(dir, "root");
+  const table = new MountTable(rootDir);
+  const top = options.storeDir.split("/")[1];
+  for (const entry of Deno.readDirSync("/")) {
+    if (entry.name === top) continue;
+    const path = `/${entry.name}`;
+    if (entry.isSymlink) table.symlink(Deno.readLinkSync(path), path);
+    else table.bind(path, path, entry.isDirectory ? "rbind" : "bind", entry.isDirectory);
+  }
+  table.bind(join(options.storeRoot, options.storeDir), options.storeDir, "bind", true);
+  const fstab = join(dir, "fstab");
+  Deno.writeTextFileSync(fstab, table.text());
+  return { rootDir, fstab };
+}
+
+/** The command that runs `builder` in `view` as this process's user, in directory `cwd`. */
+export function launchInStoreView(
+  view: StoreView,
+  builder: { argv: readonly string[]; env: Record<string, string>; cwd: string },
+): NamespaceLaunch {
+  const ids = { root: view.rootDir, cwd: builder.cwd, uid: Deno.uid() ?? 0, gid: Deno.gid() ?? 0 };
+  return { argv: outerArgv([], view.fstab, "", builder, ids), env: { PATH: SETUP_PATH } };
+}
+
+function outerArgv(
+  flags: string[],
+  fstab: string,
+  hostname: string,
+  builder: { argv: readonly string[]; env: Record<string, string> },
+  inner: { root: string; cwd: string; uid: number; gid: number },
+): string[] {
+  return [
+    findUnshare() ?? "unshare",
+    "--user",
+    "--map-root-user",
+    "--mount",
+    ...flags,
+    "/bin/sh",
+    "-c",
+    SETUP_SCRIPT,
+    "kiln-sandbox",
+    fstab,
+    hostname,
+    ...Object.entries(builder.env).map(([name, value]) => `${name}=${value}`),
+    "unshare",
+    "--user",
+    `--map-user=${inner.uid}`,
+    `--map-group=${inner.gid}`,
+    `--root=${inner.root}`,
+    `--wd=${inner.cwd}`,
+    "--",
+    ...builder.argv,
+  ];
+}
+
+/** An fstab being written, with the mount points it needs made under `root` on the host. */
+class MountTable {
+  #lines: string[] = [];
+  constructor(readonly root: string) {
+    Deno.mkdirSync(root, { recursive: true });
+  }
+
+  /**
+   * Binds host `source` at `target`, a directory or a file as `source` is (`isDir` where the
+   * caller knows); `under`: the host directory that already is `target`'s parent.
+   */
+  bind(source: string, target: string, options: string, isDir?: boolean, under?: string): void {
+    const dir = isDir ?? Deno.statSync(source).isDirectory;
+    const point = under === undefined ? this.#path(target) : join(under, basename(target));
+    this.#makePoint(point, dir);
+    this.#add(source, target, "none", options);
+  }
+
+  mount(source: string, target: string, type: string, options: string): void {
+    this.#makePoint(this.#path(target), true);
+    this.#add(source, target, type, options);
+  }
+
+  symlink(target: string, path: string): void {
+    const link = this.#path(path);
+    Deno.mkdirSync(dirname(link), { recursive: true });
+    try {
+      Deno.symlinkSync(target, link);
+    } catch (error) {
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    }
+  }
+
+  text(): string {
+    return this.#lines.join("");
+  }
+
+  #path(target: string): string {
+    return target === "/" ? this.root : join(this.root, target);
+  }
+
+  #makePoint(point: string, dir: boolean): void {
+    if (dir) return void Deno.mkdirSync(point, { recursive: true });
+    Deno.mkdirSync(dirname(point), { recursive: true });
+    Deno.writeFileSync(point, new Uint8Array(), { append: true });
+  }
+
+  #add(source: string, target: string, type: string, options: string): void {
+    const fields = [source, this.#path(target), type, options].map(escapeField);
+    this.#lines.push(`${fields.join(" ")} 0 0\n`);
+  }
+}
+
+/** An fstab field: whitespace and backslashes as octal escapes. */
+function escapeField(field: string): string {
+  return field.replace(/[\s\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, "0")}`);
+}
+
+function hostPath(config: BwrapConfig, path: string): string {
+  const storeRoot = config.storeRoot ?? "/";
+  return storeRoot === "/" ? path : join(storeRoot, path);
+}
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+let unsharePath: string | undefined | null = null;
+
+/** util-linux `unshare`, found where distributions put it. */
+export function findUnshare(): string | undefined {
+  if (unsharePath === null) {
+    unsharePath = ["/usr/bin/unshare", "/bin/unshare"].find((p) => exists(p));
+  }
+  return unsharePath;
+}
+
+/**
+ * Whether the namespace backend works here: `unshare` present, unprivileged user, mount, PID,
+ * network, IPC and UTS namespaces allowed, `mount` and a nested `unshare --map-user` (util-linux
+ * 2.38 or later) working.
+ */
+export async function probeNamespaces(): Promise<{ ok: true } | { ok: false; reason: string }> {
+  const unshare = findUnshare();
+  if (unshare === undefined) return { ok: false, reason: "util-linux unshare is not installed" };
+  const script = "mount -t tmpfs none /tmp && exec unshare --user --map-user=1000 " +
+    "--map-group=100 --root=/ --wd=/ -- true";
+  const args = ["--user", "--map-root-user", "--mount", "--pid", "--kill-child", "--ipc"];
+  args.push("--uts", "--net", "/bin/sh", "-c", script);
+  try {
+    // A one-off check, not a builder: spawn.ts stays the only place builders are started.
+    const result = await new Deno.Command(unshare, {
+      args,
+      env: { PATH: SETUP_PATH },
+      clearEnv: true,
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (result.success) return { ok: true };
+    const message = new TextDecoder().decode(result.stderr).trim().split("\n")[0];
+    return { ok: false, reason: message || `unshare exited with code ${result.code}` };
+  } catch (error) {
+    return { ok: false, reason: `cannot run ${unshare}: ${(error as Error).message}` };
+  }
+}

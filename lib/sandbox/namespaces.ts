@@ -70,6 +70,15 @@ export function launchInNamespaces(
   const etc = config.share?.etcDir ?? join(config.rootDir, "etc");
   const copied = new Set(config.copiedInputs);
   const table = new MountTable(root);
+  // First what covers whole directories (a store dir may be under /tmp), as bwrap orders them.
+  table.mount("proc", "/proc", "proc", "nosuid,nodev,noexec");
+  for (const node of DEV_NODES.filter((n) => exists(`/dev/${n}`))) {
+    table.bind(`/dev/${node}`, `/dev/${node}`, "bind", false);
+  }
+  for (const [name, target] of DEV_LINKS) table.symlink(target, `/dev/${name}`);
+  table.mount("tmpfs", "/dev/shm", "tmpfs", "nosuid,nodev,mode=1777");
+  table.mount("devpts", "/dev/pts", "devpts", "newinstance,ptmxmode=0666,mode=620");
+  table.mount("tmpfs", "/tmp", "tmpfs", "nosuid,nodev,mode=1777");
   table.bind(join(config.rootDir, "store"), config.storeDir, "bind", true);
   for (const path of [...config.inputPaths].sort()) {
     if (copied.has(path)) continue;
@@ -95,14 +104,6 @@ export function launchInNamespaces(
   } else {
     table.bind(join(etc, "hosts"), "/etc/hosts", "bind,ro");
   }
-  table.mount("proc", "/proc", "proc", "nosuid,nodev,noexec");
-  for (const node of DEV_NODES.filter((n) => exists(`/dev/${n}`))) {
-    table.bind(`/dev/${node}`, `/dev/${node}`, "bind", false);
-  }
-  for (const [name, target] of DEV_LINKS) table.symlink(target, `/dev/${name}`);
-  table.mount("tmpfs", "/dev/shm", "tmpfs", "nosuid,nodev,mode=1777");
-  table.mount("devpts", "/dev/pts", "devpts", "newinstance,ptmxmode=0666,mode=620");
-  table.mount("tmpfs", "/tmp", "tmpfs", "nosuid,nodev,mode=1777");
   table.bind(config.buildDir, buildDir, "bind", true);
   table.bind(root, "/", "rbind,ro"); // last: the root itself read-only, its mounts as they are
   const fstab = join(config.rootDir, "fstab");
@@ -160,8 +161,9 @@ function outerArgv(
   builder: { argv: readonly string[]; env: Record<string, string> },
   inner: { root: string; cwd: string; uid: number; gid: number },
 ): string[] {
+  const unshare = findUnshare() ?? "/usr/bin/unshare";
   return [
-    findUnshare() ?? "unshare",
+    unshare,
     "--user",
     "--map-root-user",
     "--mount",
@@ -173,7 +175,7 @@ function outerArgv(
     fstab,
     hostname,
     ...Object.entries(builder.env).map(([name, value]) => `${name}=${value}`),
-    "unshare",
+    unshare,
     "--user",
     `--map-user=${inner.uid}`,
     `--map-group=${inner.gid}`,
@@ -199,7 +201,8 @@ class MountTable {
     const dir = isDir ?? Deno.statSync(source).isDirectory;
     const point = under === undefined ? this.#path(target) : join(under, basename(target));
     this.#makePoint(point, dir);
-    this.#add(source, target, "none", options);
+    // A mount point under a file system mounted before (a tmpfs) is made when it is mounted.
+    this.#add(source, target, "none", dir ? `${options},X-mount.mkdir` : options);
   }
 
   mount(source: string, target: string, type: string, options: string): void {

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { probeSandbox } from "../../lib/sandbox/mod.ts";
+import { probeSandbox, type SandboxBackend } from "../../lib/sandbox/mod.ts";
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
 import { addAll, DrvSet, type TestDrv, withStore } from "./_drv.ts";
 import { KilnStore } from "../_kiln.ts";
@@ -8,18 +8,30 @@ import { pathExists } from "../../lib/store/mod.ts";
 import { buildLogPath } from "../../lib/scheduler/mod.ts";
 
 const sandboxWorks = (await probeSandbox()).ok;
+const works = new Map<SandboxBackend, boolean>();
+for (const backend of ["bwrap", "namespaces"] as const) {
+  works.set(backend, (await probeSandbox({ backend })).ok);
+}
 
 async function pathInfo(store: KilnStore, path: string): Promise<Record<string, unknown>> {
   return JSON.parse(await store.ok(["store", "path-info", "--json", path]))[path];
 }
 
-for (const sandbox of [false, true]) {
+// Without the sandbox, then in it with each backend (ignored where it does not work here).
+const MODES: [boolean, SandboxBackend | undefined][] = [
+  [false, undefined],
+  [true, "bwrap"],
+  [true, "namespaces"],
+];
+for (const [sandbox, backend] of MODES) {
   const flag = sandbox ? "--sandbox" : "--no-sandbox";
+  const variant = backend === undefined ? flag : `${flag} (${backend})`;
   Deno.test({
-    name: `kiln build ${flag} builds a derivation, registers and prints its output`,
-    ignore: sandbox && !sandboxWorks,
+    name: `kiln build ${variant} builds a derivation, registers and prints its output`,
+    ignore: backend !== undefined && !works.get(backend),
     fn: () =>
       withStore(async (store, set) => {
+        if (backend) store.env.KILN_CONFIG = `sandbox-backend = ${backend}`;
         const a = set.add({ name: "a", script: "echo building a; echo hello > $out" });
         await addAll(store, set);
         const r = await store.run(["build", flag, a.path]);
@@ -59,10 +71,11 @@ for (const sandbox of [false, true]) {
   });
 
   Deno.test({
-    name: `kiln build ${flag} warns but succeeds when the build log cannot be written`,
-    ignore: sandbox && !sandboxWorks,
+    name: `kiln build ${variant} warns but succeeds when the build log cannot be written`,
+    ignore: backend !== undefined && !works.get(backend),
     fn: () =>
       withStore(async (store, set) => {
+        if (backend) store.env.KILN_CONFIG = `sandbox-backend = ${backend}`;
         const a = set.add({ name: "a", script: "echo building a; echo hello > $out" });
         await addAll(store, set);
         // A file where the log directory should be: no user, root included, can write there.
@@ -76,10 +89,11 @@ for (const sandbox of [false, true]) {
   });
 
   Deno.test({
-    name: `kiln build ${flag} scans references to inputs and to the output itself`,
-    ignore: sandbox && !sandboxWorks,
+    name: `kiln build ${variant} scans references to inputs and to the output itself`,
+    ignore: backend !== undefined && !works.get(backend),
     fn: () =>
       withStore(async (store, set) => {
+        if (backend) store.env.KILN_CONFIG = `sandbox-backend = ${backend}`;
         const a = set.add({ name: "a", script: "echo a > $out" });
         const b = set.add({
           name: "b",
@@ -334,12 +348,14 @@ Deno.test({
     }),
 });
 
-Deno.test("kiln build without the sandbox needs store root '/'", async () => {
+Deno.test("kiln build without the sandbox and namespaces needs store root '/'", async () => {
   const store = new KilnStore("/nix/store");
   try {
     const a = new DrvSet(store.storeDir).add({ name: "a", script: "echo > $out" });
     await store.ok(["derivation", "add"], printDerivation(a.drv));
-    const r = await store.run(["build", "--no-sandbox", a.path]);
+    // sandbox-backend = bwrap: no user namespaces for unsandboxed builders either.
+    const args = ["--option", "sandbox-backend", "bwrap"];
+    const r = await store.run(["build", "--no-sandbox", ...args, a.path]);
     assertEquals(r.code, 100);
     assertStringIncludes(
       r.stderr,
@@ -348,4 +364,26 @@ Deno.test("kiln build without the sandbox needs store root '/'", async () => {
   } finally {
     store.cleanup();
   }
+});
+
+Deno.test({
+  name: "kiln build without the sandbox shows the store at its logical place through namespaces",
+  ignore: !works.get("namespaces"),
+  fn: async () => {
+    const store = new KilnStore("/nix/store");
+    try {
+      const set = new DrvSet(store.storeDir);
+      const a = set.add({ name: "a", script: "echo a > $out" });
+      const script = `read x <${a.outputs.out}; echo $x >$out; ` +
+        'while read k v rest; do [ "$k" = Uid: ] && echo $v >>$out; done </proc/self/status; true';
+      const b = set.add({ name: "b", script, inputs: [a] });
+      await addAll(store, set);
+      const r = await store.run(["build", "--no-sandbox", b.path]);
+      assertEquals(r.code, 0, r.stderr);
+      // The builder ran as this user, read its input at its store path, wrote the real store.
+      assertEquals(Deno.readTextFileSync(store.physical(b.outputs.out)), `a\n${Deno.uid()}\n`);
+    } finally {
+      store.cleanup();
+    }
+  },
 });

@@ -4,7 +4,11 @@ import { join } from "node:path";
 import { decodeDerivationBytes } from "../../derivation/mod.ts";
 import {
   makeSandboxShare,
+  makeStoreView,
+  parseSandboxBackend,
+  probeNamespaces,
   probeSandbox,
+  type SandboxBackend,
   type SandboxShare,
   withElfDependencies,
 } from "../../sandbox/mod.ts";
@@ -140,7 +144,11 @@ async function run(args: string[]): Promise<number> {
     const toBuild = plan.roots.filter((p, i) =>
       !plan.graph.get(p)!.valid && plan.roots.indexOf(p) === i
     );
-    const buildSettings = await resolveBuildSettings(settings, { rounds, needed: toBuild.length });
+    const buildSettings = await resolveBuildSettings(settings, {
+      rounds,
+      needed: toBuild.length,
+      storeRoot: config.storeRoot,
+    });
     if (buildSettings.sandbox === "off" && values.check) {
       throw new UsageError(
         "--check needs the sandbox: without it the rebuilt outputs would overwrite the valid ones",
@@ -232,19 +240,33 @@ function maxJobs(settings: Settings): number {
     : settings.getInt("max-jobs");
 }
 
-/** Settings for the builds, probing the sandbox once when something is to be built. */
+/**
+ * Settings for the builds, probing the sandbox's backends once when something is to be built (and,
+ * for unsandboxed builds with a store root other than `/`, whether namespaces can show the store).
+ */
 async function resolveBuildSettings(
   settings: Settings,
-  options: { rounds: number; needed: number },
-): Promise<BuildSettings> {
+  options: { rounds: number; needed: number; storeRoot: string },
+): Promise<BuildSettings & { storeView: boolean }> {
   const mode = settings.get("sandbox");
   if (mode !== "true" && mode !== "false" && mode !== "relaxed") {
     throw new TypeError(`Setting 'sandbox' has value '${mode}', expected true, false or relaxed`);
   }
+  const backend = parseSandboxBackend(settings.get("sandbox-backend"));
   let sandbox: BuildSettings["sandbox"] = mode === "true" ? "on" : mode === "false" ? "off" : mode;
+  let sandboxBackend: SandboxBackend | undefined;
   if (sandbox !== "off" && options.needed > 0) {
-    const probe = await probeSandbox();
-    if (!probe.ok) {
+    const probe = await probeSandbox({ backend });
+    if (probe.ok) {
+      sandboxBackend = probe.backend;
+      if (probe.bwrapProblem !== undefined) {
+        warn(
+          `bubblewrap does not work here (${probe.bwrapProblem}); sandboxing with user namespaces (unshare)`,
+        );
+      } else if (probe.backend === "namespaces") {
+        warn("sandboxing with user namespaces (unshare), as sandbox-backend says");
+      }
+    } else {
       if (!settings.getBool("sandbox-fallback")) {
         throw new TypeError(`The sandbox does not work here (${probe.reason})`);
       }
@@ -252,6 +274,10 @@ async function resolveBuildSettings(
       sandbox = "off";
     }
   }
+  // Unsandboxed builders see the store at its logical place through namespaces where they work.
+  const storeView = sandbox !== "on" && options.storeRoot !== "/" && options.needed > 0 &&
+    backend !== "bwrap" &&
+    (sandboxBackend === "namespaces" || (await probeNamespaces()).ok);
   const cores = settings.getInt("cores");
   const sandboxPaths = settings.getList("sandbox-paths");
   return {
@@ -266,6 +292,8 @@ async function resolveBuildSettings(
     sandboxBuildDir: settings.get("sandbox-build-dir"),
     keepFailed: settings.getBool("keep-failed"),
     rounds: options.rounds,
+    sandboxBackend,
+    storeView,
   };
 }
 
@@ -282,7 +310,7 @@ async function realise(
   store: LocalStore,
   config: Config,
   plan: BuildPlan,
-  settings: BuildSettings,
+  settings: BuildSettings & { storeView: boolean },
   options: { keepGoing: boolean; maxJobs: number; printLogs: boolean; check: boolean },
 ): Promise<Map<string, BuildResult>> {
   const controller = new AbortController();
@@ -295,8 +323,11 @@ async function realise(
   for (const s of signals) Deno.addSignalListener(s, onSignal);
   const needed = plan.roots.some((p) => !plan.graph.get(p)!.valid);
   // Only unsandboxed builders need it (bwrap's --die-with-parent covers the others).
-  const watchdog = needed && settings.sandbox !== "on" ? await Watchdog.start() : undefined;
+  const watchdog = needed && (settings.sandbox !== "on" || settings.sandboxBackend !== "bwrap")
+    ? await Watchdog.start()
+    : undefined;
   let shareDir: string | undefined;
+  let viewDir: string | undefined;
   const background = new Set<Promise<void>>();
   const buildDirs = new BuildDirs(Deno.env.get("TMPDIR") || "/tmp", background);
   let goals: DerivationGoals | undefined;
@@ -310,6 +341,8 @@ async function realise(
       shareDir = store.makeTempPath("sandbox-share");
       sandboxShare = makeSandboxShare(shareDir, { sandboxBuildDir: settings.sandboxBuildDir });
     }
+    if (needed && settings.storeView) viewDir = store.makeTempPath("store-view");
+    const storeView = viewDir === undefined ? undefined : makeStoreView(viewDir, config);
     goals = makeDerivationGoals({
       store,
       storeRoot: config.storeRoot,
@@ -320,6 +353,7 @@ async function realise(
       impureEnv: Deno.env.toObject(),
       watchdog,
       sandboxShare,
+      storeView,
       background,
       onLine: options.printLogs
         ? (drvPath, line) => {
@@ -365,6 +399,7 @@ async function realise(
     await Promise.all(background);
     buildDirs.close();
     if (shareDir !== undefined) removeTree(shareDir);
+    if (viewDir !== undefined) removeTree(viewDir);
     await watchdog?.close();
   }
 }

@@ -24,7 +24,7 @@ export const SETTINGS: readonly SettingSpec[] = [
   { name: "log-lines", default: "25", description: "log lines quoted when a build fails" },
   { name: "max-build-log-size", default: "0", description: "log bytes before kill (0 = none)" },
   { name: "sandbox", default: "true", description: "true, false or relaxed" },
-  { name: "sandbox-fallback", default: "true", description: "build unsandboxed when bwrap fails" },
+  { name: "sandbox-fallback", default: "true", description: "unsandboxed if no sandbox works" },
   { name: "sandbox-backend", default: "auto", description: "auto, bwrap or namespaces" },
   { name: "sandbox-paths", default: "/bin/sh", description: "paths visible in the sandbox" },
   { name: "sandbox-build-dir", default: "/build", description: "the build dir in the sandbox" },

@@ -7,6 +7,7 @@
 
 import { basename, delimiter, join } from "node:path";
 import { directoryInodes, lutimes, removeTree } from "../store/mod.ts";
+import { runProbe } from "./_probe.ts";
 
 export interface BwrapConfig {
   /** Logical store directory, as builders see it (`/nix/store`). */
@@ -56,8 +57,9 @@ export const DEFAULT_SANDBOX_PATHS: readonly string[] = ["/bin/sh"];
 /** Nix's default `sandbox-build-dir`. */
 export const DEFAULT_SANDBOX_BUILD_DIR = "/build";
 
-const SANDBOX_UID = 1000;
-const SANDBOX_GID = 100;
+/** The builder's uid and gid in the sandbox, as in Nix. */
+export const SANDBOX_UID = 1000;
+export const SANDBOX_GID = 100;
 
 /**
  * Input files up to this size (and symlinks) are copied into the sandbox's store instead of
@@ -247,12 +249,7 @@ export function bwrapArgs(config: BwrapConfig): string[] {
   for (const path of [...config.inputPaths].sort()) {
     if (!copied.has(path)) args.push("--ro-bind", hostPath(config, path), path);
   }
-  for (const entry of config.sandboxPaths ?? DEFAULT_SANDBOX_PATHS) {
-    const optional = entry.endsWith("?");
-    const spec = optional ? entry.slice(0, -1) : entry;
-    if (spec === "") continue;
-    const eq = spec.indexOf("=");
-    const [target, source] = eq < 0 ? [spec, spec] : [spec.slice(0, eq), spec.slice(eq + 1)];
+  for (const { target, source, optional } of parseSandboxPaths(config.sandboxPaths)) {
     args.push(optional ? "--ro-bind-try" : "--ro-bind", source, target);
   }
   args.push("--ro-bind", join(etc, "passwd"), "/etc/passwd");
@@ -267,6 +264,22 @@ export function bwrapArgs(config: BwrapConfig): string[] {
   }
   args.push("--bind", config.buildDir, buildDir, "--chdir", buildDir);
   return args;
+}
+
+/** Nix's `sandbox-paths` entries (default {@link DEFAULT_SANDBOX_PATHS}), empty ones left out. */
+export function parseSandboxPaths(
+  entries: readonly string[] = DEFAULT_SANDBOX_PATHS,
+): { target: string; source: string; optional: boolean }[] {
+  const result = [];
+  for (const entry of entries) {
+    const optional = entry.endsWith("?");
+    const spec = optional ? entry.slice(0, -1) : entry;
+    if (spec === "") continue;
+    const eq = spec.indexOf("=");
+    const [target, source] = eq < 0 ? [spec, spec] : [spec.slice(0, eq), spec.slice(eq + 1)];
+    result.push({ target, source, optional });
+  }
+  return result;
 }
 
 /** Finds `bwrap` on the PATH; undefined if it is not there. */
@@ -303,20 +316,7 @@ export async function probeBwrap(
     args.push("--unshare-user", "--uid", String(SANDBOX_UID), "--gid", String(SANDBOX_GID));
   }
   args.push("--unshare-net", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true");
-  try {
-    // A one-off check, not a builder: spawn.ts stays the only place builders are started.
-    const result = await new Deno.Command(bwrap, {
-      args,
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    if (result.success) return { ok: true };
-    const message = new TextDecoder().decode(result.stderr).trim().split("\n")[0];
-    return { ok: false, reason: message || `bwrap exited with code ${result.code}` };
-  } catch (error) {
-    return { ok: false, reason: `cannot run ${bwrap}: ${(error as Error).message}` };
-  }
+  return await runProbe(bwrap, args);
 }
 
 function sandboxIds(options: { userNamespace?: boolean }): { uid: number; gid: number } {

@@ -18,7 +18,14 @@
  */
 
 import { basename, dirname, join } from "node:path";
-import { type BwrapConfig, DEFAULT_SANDBOX_BUILD_DIR, DEFAULT_SANDBOX_PATHS } from "./bwrap.ts";
+import {
+  type BwrapConfig,
+  DEFAULT_SANDBOX_BUILD_DIR,
+  parseSandboxPaths,
+  SANDBOX_GID,
+  SANDBOX_UID,
+} from "./bwrap.ts";
+import { runProbe } from "./_probe.ts";
 
 /**
  * Runs in the outer namespaces: `$1` the fstab, `$2` the hostname (empty: keep it), then
@@ -31,9 +38,6 @@ const SETUP_SCRIPT = 'mount --all --fstab "$1" || exit 125; ' +
 
 /** What `mount` and `hostname` are found on in the namespace. */
 const SETUP_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
-
-const SANDBOX_UID = 1000;
-const SANDBOX_GID = 100;
 
 /** Device nodes bound into the sandbox's /dev (bwrap's `--dev` set). */
 const DEV_NODES = ["null", "zero", "full", "random", "urandom", "tty"];
@@ -85,12 +89,7 @@ export function launchInNamespaces(
     const isDir = config.share?.inputInfo.get(path)?.isDirectory;
     table.bind(hostPath(config, path), path, "bind,ro", isDir, join(config.rootDir, "store"));
   }
-  for (const entry of config.sandboxPaths ?? DEFAULT_SANDBOX_PATHS) {
-    const optional = entry.endsWith("?");
-    const spec = optional ? entry.slice(0, -1) : entry;
-    if (spec === "") continue;
-    const eq = spec.indexOf("=");
-    const [target, source] = eq < 0 ? [spec, spec] : [spec.slice(0, eq), spec.slice(eq + 1)];
+  for (const { target, source, optional } of parseSandboxPaths(config.sandboxPaths)) {
     if (optional && !exists(source)) continue;
     table.bind(source, target, "rbind,ro");
   }
@@ -277,24 +276,9 @@ export function findUnshare(): string | undefined {
 export async function probeNamespaces(): Promise<{ ok: true } | { ok: false; reason: string }> {
   const unshare = findUnshare();
   if (unshare === undefined) return { ok: false, reason: "util-linux unshare is not installed" };
-  const script = "mount -t tmpfs none /tmp && exec unshare --user --map-user=1000 " +
-    "--map-group=100 --root=/ --wd=/ -- true";
+  const script = "mount -t tmpfs none /tmp && exec unshare --user " +
+    `--map-user=${SANDBOX_UID} --map-group=${SANDBOX_GID} --root=/ --wd=/ -- true`;
   const args = ["--user", "--map-root-user", "--mount", "--pid", "--kill-child", "--ipc"];
   args.push("--uts", "--net", "/bin/sh", "-c", script);
-  try {
-    // A one-off check, not a builder: spawn.ts stays the only place builders are started.
-    const result = await new Deno.Command(unshare, {
-      args,
-      env: { PATH: SETUP_PATH },
-      clearEnv: true,
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    if (result.success) return { ok: true };
-    const message = new TextDecoder().decode(result.stderr).trim().split("\n")[0];
-    return { ok: false, reason: message || `unshare exited with code ${result.code}` };
-  } catch (error) {
-    return { ok: false, reason: `cannot run ${unshare}: ${(error as Error).message}` };
-  }
+  return await runProbe(unshare, args, { PATH: SETUP_PATH });
 }

@@ -51,7 +51,7 @@ Options (each also a setting, settable with --option NAME VALUE or in kiln.conf)
       --timeout S             kill a builder running for S seconds
       --log-lines N           log lines quoted when a build fails (default 25)
       --max-build-log-size B  kill a builder after B bytes of log
-      --sandbox, --no-sandbox build in the bwrap sandbox, or not (setting: true|false|relaxed)
+      --sandbox, --no-sandbox build in the sandbox, or not (setting: true|false|relaxed)
       --sandbox-paths "P[=HOST] ..."  host paths visible in the sandbox (default /bin/sh)
       --substituters "URL ..."  binary caches to substitute outputs from, before building
       --fallback              build what could not be substituted (else that is an error)

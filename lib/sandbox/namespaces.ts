@@ -17,7 +17,7 @@
  * entries are the host's, bound recursively, plus the physical store at the store dir.
  */
 
-import { basename, dirname, join } from "node:path";
+import { dirname, join } from "node:path";
 import {
   type BwrapConfig,
   DEFAULT_SANDBOX_BUILD_DIR,
@@ -77,34 +77,34 @@ export function launchInNamespaces(
   // First what covers whole directories (a store dir may be under /tmp), as bwrap orders them.
   table.mount("proc", "/proc", "proc", "nosuid,nodev,noexec");
   for (const node of DEV_NODES.filter((n) => exists(`/dev/${n}`))) {
-    table.bind(`/dev/${node}`, `/dev/${node}`, "bind", false);
+    table.bind(`/dev/${node}`, `/dev/${node}`, { options: "bind", isDir: false });
   }
   for (const [name, target] of DEV_LINKS) table.symlink(target, `/dev/${name}`);
   table.mount("tmpfs", "/dev/shm", "tmpfs", "nosuid,nodev,mode=1777");
   table.mount("devpts", "/dev/pts", "devpts", "newinstance,ptmxmode=0666,mode=620");
   table.mount("tmpfs", "/tmp", "tmpfs", "nosuid,nodev,mode=1777");
-  table.bind(join(config.rootDir, "store"), config.storeDir, "bind", true);
+  table.bind(join(config.rootDir, "store"), config.storeDir, { options: "bind", own: true });
   for (const path of [...config.inputPaths].sort()) {
     if (copied.has(path)) continue;
     const isDir = config.share?.inputInfo.get(path)?.isDirectory;
-    table.bind(hostPath(config, path), path, "bind,ro", isDir, join(config.rootDir, "store"));
+    table.bind(hostPath(config, path), path, { options: "bind,ro", isDir });
   }
   for (const { target, source, optional } of parseSandboxPaths(config.sandboxPaths)) {
     if (optional && !exists(source)) continue;
-    table.bind(source, target, "rbind,ro");
+    table.bind(source, target, { options: "rbind,ro" });
   }
-  table.bind(join(etc, "passwd"), "/etc/passwd", "bind,ro");
-  table.bind(join(etc, "group"), "/etc/group", "bind,ro");
+  table.bind(join(etc, "passwd"), "/etc/passwd", { options: "bind,ro" });
+  table.bind(join(etc, "group"), "/etc/group", { options: "bind,ro" });
   if (config.fixedOutput) {
-    table.bind(join(etc, "nsswitch.conf"), "/etc/nsswitch.conf", "bind,ro");
+    table.bind(join(etc, "nsswitch.conf"), "/etc/nsswitch.conf", { options: "bind,ro" });
     for (const file of ["/etc/resolv.conf", "/etc/services", "/etc/hosts"]) {
-      if (exists(file)) table.bind(file, file, "bind,ro");
+      if (exists(file)) table.bind(file, file, { options: "bind,ro" });
     }
   } else {
-    table.bind(join(etc, "hosts"), "/etc/hosts", "bind,ro");
+    table.bind(join(etc, "hosts"), "/etc/hosts", { options: "bind,ro" });
   }
-  table.bind(config.buildDir, buildDir, "bind", true);
-  table.bind(root, "/", "rbind,ro"); // last: the root itself read-only, its mounts as they are
+  table.bind(config.buildDir, buildDir, { options: "bind", own: true });
+  table.bind(root, "/", { options: "rbind,ro" }); // last: the root itself read-only, its mounts as they are
   const fstab = join(config.rootDir, "fstab");
   Deno.writeTextFileSync(fstab, table.text());
   const flags = ["--pid", "--kill-child", "--ipc", "--uts"];
@@ -136,9 +136,13 @@ export function makeStoreView(
     if (entry.name === top) continue;
     const path = `/${entry.name}`;
     if (entry.isSymlink) table.symlink(Deno.readLinkSync(path), path);
-    else table.bind(path, path, entry.isDirectory ? "rbind" : "bind", entry.isDirectory);
+    else {
+      const isDir = entry.isDirectory;
+      table.bind(path, path, { options: isDir ? "rbind" : "bind", isDir });
+    }
   }
-  table.bind(join(options.storeRoot, options.storeDir), options.storeDir, "bind", true);
+  const store = join(options.storeRoot, options.storeDir);
+  table.bind(store, options.storeDir, { options: "bind", isDir: true });
   const fstab = join(dir, "fstab");
   Deno.writeTextFileSync(fstab, table.text());
   return { rootDir, fstab };
@@ -188,20 +192,36 @@ function outerArgv(
 /** An fstab being written, with the mount points it needs made under `root` on the host. */
 class MountTable {
   #lines: string[] = [];
+  #own: [string, string][] = [];
   constructor(readonly root: string) {
     Deno.mkdirSync(root, { recursive: true });
   }
 
   /**
-   * Binds host `source` at `target`, a directory or a file as `source` is (`isDir` where the
-   * caller knows); `under`: the host directory that already is `target`'s parent.
+   * Binds host `source` at `target` (`options`: fstab's), a directory or a file as `source` is
+   * (`isDir` where the caller knows). `own`: a directory of kiln's (the sandbox's store, the build
+   * dir), in which mount points of later binds below `target` are made.
    */
-  bind(source: string, target: string, options: string, isDir?: boolean, under?: string): void {
-    const dir = isDir ?? Deno.statSync(source).isDirectory;
-    const point = under === undefined ? this.#path(target) : join(under, basename(target));
-    this.#makePoint(point, dir);
+  bind(
+    source: string,
+    target: string,
+    bind: { options: string; isDir?: boolean; own?: boolean },
+  ): void {
+    const dir = bind.isDir ?? Deno.statSync(source).isDirectory;
+    this.#makePoint(this.#point(target), dir);
+    if (bind.own) this.#own.push([target, source]);
     // A mount point under a file system mounted before (a tmpfs) is made when it is mounted.
-    this.#add(source, target, "none", dir ? `${options},X-mount.mkdir` : options);
+    this.#add(source, target, "none", dir ? `${bind.options},X-mount.mkdir` : bind.options);
+  }
+
+  /** Where the mount point of `target` is on the host: in an own bind's source, else the root. */
+  #point(target: string): string {
+    let best: [string, string] | undefined;
+    for (const own of this.#own) {
+      if (!target.startsWith(`${own[0]}/`)) continue;
+      if (best === undefined || own[0].length > best[0].length) best = own;
+    }
+    return best === undefined ? this.#path(target) : join(best[1], target.slice(best[0].length));
   }
 
   mount(source: string, target: string, type: string, options: string): void {

@@ -268,6 +268,9 @@ async function buildLocked(
         if (n === 1) {
           staged = collected;
           if (!sandboxed && rounds > 1) stageAside(staged, context, leftovers);
+        } else if (!sandboxed) {
+          // Compared, so done with: the next round's builder (not root) could not overwrite them.
+          for (const location of locations.values()) removeTree(location);
         }
         succeeded = true;
       } finally {

@@ -8,9 +8,9 @@
  * first one's root, chroots into the root and execs the builder, which so holds no capabilities.
  *
  * Where it differs from bwrap: the builder is PID 1 of its namespace (as in Nix's own sandbox;
- * bwrap's is 2), `/dev/pts` is a new devpts instance as in bwrap; there is no die-with-parent, so
- * kiln's watchdog covers these builders (killing `unshare` kills the namespace through
- * `--kill-child`); the root is read-only but owned by kiln's user.
+ * bwrap's is 2); there is no die-with-parent, so kiln's watchdog covers these builders (killing
+ * `unshare` kills the namespace through `--kill-child`); the hostname is set only where
+ * `hostname` is installed; the root is a read-only directory of kiln's user, not a tmpfs.
  *
  * The same machinery shows the store at its logical place to builders outside the sandbox
  * (`sandbox = false` with a store root other than `/`, see {@link makeStoreView}): a root whose
@@ -104,7 +104,8 @@ export function launchInNamespaces(
     table.bind(join(etc, "hosts"), "/etc/hosts", { options: "bind,ro" });
   }
   table.bind(config.buildDir, buildDir, { options: "bind", own: true });
-  table.bind(root, "/", { options: "rbind,ro" }); // last: the root itself read-only, its mounts as they are
+  // Last: the root itself read-only, the mounts in it as they are.
+  table.bind(root, "/", { options: "rbind,ro" });
   const fstab = join(config.rootDir, "fstab");
   Deno.writeTextFileSync(fstab, table.text());
   const flags = ["--pid", "--kill-child", "--ipc", "--uts"];
@@ -123,7 +124,8 @@ export function launchInNamespaces(
 /**
  * Lays out, in `dir` (created), a root holding the host's top-level entries (directories bound
  * recursively, symlinks copied) and the physical store at the logical store dir, for builders
- * outside the sandbox: they see the host as it is and the store where its paths say.
+ * outside the sandbox: they see the host as it is and the store where its paths say. The host's
+ * entry that holds the store dir (`/nix`) is left out: the view's holds only the store.
  */
 export function makeStoreView(
   dir: string,

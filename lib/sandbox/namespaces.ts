@@ -252,7 +252,12 @@ class MountTable {
   #makePoint(point: string, dir: boolean): void {
     if (dir) return void Deno.mkdirSync(point, { recursive: true });
     Deno.mkdirSync(dirname(point), { recursive: true });
-    Deno.writeFileSync(point, new Uint8Array(), { append: true });
+    try {
+      Deno.writeFileSync(point, new Uint8Array(), { createNew: true });
+    } catch (error) {
+      // There already (an input's copy, read-only): a mount point as it is.
+      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
+    }
   }
 
   #add(source: string, target: string, type: string, options: string): void {

@@ -7,7 +7,8 @@
 
 import { basename, delimiter, join } from "node:path";
 import { directoryInodes, lutimes, removeTree } from "../store/mod.ts";
-import { parseSandboxPath } from "./sandbox_path.ts";
+import { sandboxPathsOf } from "./sandbox_path.ts";
+import { runProbe } from "./_probe.ts";
 
 export interface BwrapConfig {
   /** Logical store directory, as builders see it (`/nix/store`). */
@@ -44,16 +45,19 @@ export interface BwrapConfig {
   userNamespace?: boolean;
   /** The bwrap executable (default: `bwrap` found on the PATH). */
   bwrapPath?: string;
+  /** What runs the sandbox (default bwrap; see `namespaces.ts` for the other). */
+  backend?: SandboxBackend;
 }
 
-/** Nix's default `sandbox-paths`. */
-export const DEFAULT_SANDBOX_PATHS: readonly string[] = ["/bin/sh"];
+/** How sandboxed builders are run: bubblewrap, or util-linux `unshare` (user namespaces). */
+export type SandboxBackend = "bwrap" | "namespaces";
 
 /** Nix's default `sandbox-build-dir`. */
 export const DEFAULT_SANDBOX_BUILD_DIR = "/build";
 
-const SANDBOX_UID = 1000;
-const SANDBOX_GID = 100;
+/** The builder's uid and gid in the sandbox, as in Nix. */
+export const SANDBOX_UID = 1000;
+export const SANDBOX_GID = 100;
 
 /**
  * Input files up to this size (and symlinks) are copied into the sandbox's store instead of
@@ -243,9 +247,7 @@ export function bwrapArgs(config: BwrapConfig): string[] {
   for (const path of [...config.inputPaths].sort()) {
     if (!copied.has(path)) args.push("--ro-bind", hostPath(config, path), path);
   }
-  for (const entry of config.sandboxPaths ?? DEFAULT_SANDBOX_PATHS) {
-    const { sandboxPath, hostPath, optional } = parseSandboxPath(entry);
-    if (sandboxPath === "") continue;
+  for (const { sandboxPath, hostPath, optional } of sandboxPathsOf(config.sandboxPaths)) {
     args.push(optional ? "--ro-bind-try" : "--ro-bind", hostPath, sandboxPath);
   }
   args.push("--ro-bind", join(etc, "passwd"), "/etc/passwd");
@@ -285,8 +287,8 @@ function searchPath(path: string, name: string): string | undefined {
   return undefined;
 }
 
-/** Whether sandboxed builds work here: bwrap present, namespaces allowed. */
-export async function probeSandbox(
+/** Whether bwrap sandboxes work here: bwrap present, namespaces allowed. */
+export async function probeBwrap(
   options: { bwrapPath?: string; userNamespace?: boolean } = {},
 ): Promise<{ ok: true } | { ok: false; reason: string }> {
   const bwrap = options.bwrapPath ?? findBwrap();
@@ -296,20 +298,7 @@ export async function probeSandbox(
     args.push("--unshare-user", "--uid", String(SANDBOX_UID), "--gid", String(SANDBOX_GID));
   }
   args.push("--unshare-net", "--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "true");
-  try {
-    // A one-off check, not a builder: spawn.ts stays the only place builders are started.
-    const result = await new Deno.Command(bwrap, {
-      args,
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    if (result.success) return { ok: true };
-    const message = new TextDecoder().decode(result.stderr).trim().split("\n")[0];
-    return { ok: false, reason: message || `bwrap exited with code ${result.code}` };
-  } catch (error) {
-    return { ok: false, reason: `cannot run ${bwrap}: ${(error as Error).message}` };
-  }
+  return await runProbe(bwrap, args);
 }
 
 function sandboxIds(options: { userNamespace?: boolean }): { uid: number; gid: number } {

@@ -14,10 +14,13 @@
  *   (`enable-foo`) and rewrite PWD, IFS, OPTIND and PPID. Deno passes arguments as UTF-8, so
  *   a derivation's bytes that are not UTF-8 reach the builder as U+FFFD here (the `libc`
  *   launcher passes them exactly, as Nix does).
- * In the sandbox bwrap's `--die-with-parent` and PID namespace take the rest down with it.
+ * In the sandbox bwrap's `--die-with-parent` and PID namespace take the rest down with it; the
+ * namespace backend's `unshare --kill-child` takes its PID namespace down when it is killed (kiln's
+ * watchdog kills it when kiln dies).
  */
 
 import { bwrapArgs, type BwrapConfig, findBwrap } from "./bwrap.ts";
+import { launchInNamespaces, launchInStoreView, type StoreView } from "./namespaces.ts";
 import { type BuildLogOptions, pumpBuildLog } from "./log_lines.ts";
 import { killProcessGroup, killProcessTree } from "./_process_tree.ts";
 import { libcSpawn, libcSpawnAvailable } from "./_libc_spawn.ts";
@@ -30,8 +33,10 @@ export interface SpawnBuilderOptions {
   env: Record<string, string>;
   /** Host working directory (unused in the sandbox, which starts in its build dir). */
   cwd: string;
-  /** Run inside bubblewrap (see `prepareSandbox` first). */
+  /** Run in the sandbox, through its `backend` (see `prepareSandbox` first). */
   sandbox?: BwrapConfig;
+  /** Outside the sandbox: run in this view of the host with the store at its logical place. */
+  storeView?: StoreView;
   /** Aborting kills the process tree. */
   signal?: AbortSignal;
   /** How to start it (see the module comment); default `libc` where available, else `wrapper`. */
@@ -79,12 +84,17 @@ function findSetsid(): string | undefined {
 /** Starts a builder. Rejects (a Deno error) only if it cannot be started at all. */
 export async function spawnBuilder(options: SpawnBuilderOptions): Promise<BuilderHandle> {
   let argv = [options.program, ...options.args];
-  if (options.sandbox) {
+  let env = options.env;
+  if (options.sandbox?.backend === "namespaces") {
+    ({ argv, env } = launchInNamespaces(options.sandbox, { argv, env }));
+  } else if (options.sandbox) {
     const bwrap = options.sandbox.bwrapPath ?? findBwrap();
     if (bwrap === undefined) {
       throw new TypeError("Cannot sandbox the build: bwrap is not on the PATH");
     }
     argv = [bwrap, ...bwrapArgs(options.sandbox), "--", ...argv];
+  } else if (options.storeView) {
+    ({ argv, env } = launchInStoreView(options.storeView, { argv, env, cwd: options.cwd }));
   } else if (options.program.includes("=")) {
     // env(1) of the wrapper would take it for a variable assignment.
     throw new TypeError(`Builder '${options.program}' contains '=': run it in the sandbox`);
@@ -92,8 +102,8 @@ export async function spawnBuilder(options: SpawnBuilderOptions): Promise<Builde
   const cwd = options.sandbox ? options.sandbox.buildDir : options.cwd;
   const launcher = options.launcher ?? (libcSpawnAvailable() ? "libc" : "wrapper");
   const child = launcher === "libc"
-    ? await libcSpawn(argv, options.env, cwd)
-    : spawnWrapped(argv, options.env, cwd);
+    ? await libcSpawn(argv, env, cwd)
+    : spawnWrapped(argv, env, cwd);
   const pid = child.pid;
   let exited = false;
   const onAbort = () => void kill();

@@ -49,7 +49,7 @@ export class BuildDirs {
     this.#track(
       this.#empty(dir).then(
         () => void this.#kept.push(dir),
-        () => removeTree(dir), // read-only contents (removeTree opens them up), or gone
+        () => removeTree(dir), // gone, or not to be emptied
       ).catch(() => {}), // then it is left behind, as Nix leaves a build dir it cannot remove
     );
   }
@@ -72,7 +72,9 @@ export class BuildDirs {
   /** Listing and chmod are synchronous (a few microseconds; a hop to a thread costs more). */
   async #empty(dir: string): Promise<void> {
     for (const entry of Deno.readDirSync(dir)) {
-      await Deno.remove(join(dir, entry.name), { recursive: true });
+      const path = join(dir, entry.name);
+      // Read-only directories inside stop Deno.remove unless this is root: open them up then.
+      await Deno.remove(path, { recursive: true }).catch(() => removeTree(path));
     }
     Deno.chmodSync(dir, 0o700); // as the builder may have left it
   }

@@ -17,8 +17,10 @@ import {
   parseExportReferencesGraph,
   prepareSandbox,
   releaseSandboxRoot,
+  type SandboxBackend,
   type SandboxShare,
   spawnBuilder,
+  type StoreView,
   superviseBuilder,
   writeEmptyLog,
 } from "../sandbox/mod.ts";
@@ -45,6 +47,8 @@ export interface BuildSettings {
   sandboxPaths: string[];
   /** Where the build dir appears in the sandbox. */
   sandboxBuildDir: string;
+  /** What runs sandboxed builders (default bwrap). */
+  sandboxBackend?: SandboxBackend;
   /** `-K`: keep the build dir of a failed build. */
   keepFailed: boolean;
   /** How often each derivation is built; more than 1 compares the results. */
@@ -71,6 +75,8 @@ export interface RoundContext {
   onWarning?: (message: string) => void;
   /** What the run's sandboxes share (`makeSandboxShare`); without it each round makes its own. */
   sandboxShare?: SandboxShare;
+  /** Unsandboxed builders run in it, where the store root is not `/` (see `makeStoreView`). */
+  storeView?: StoreView;
   onLine?: (drvPath: string, line: string) => void;
 }
 
@@ -148,6 +154,7 @@ export async function runRound(
         sandboxPaths: settings.sandboxPaths,
         fixedOutput: job.fixedOutput,
         share: context.sandboxShare,
+        backend: settings.sandboxBackend,
       };
       sandbox.copiedInputs = await prepareSandbox(sandbox);
     }
@@ -173,6 +180,7 @@ export async function runRound(
         env: environment.env,
         cwd: buildDir,
         sandbox,
+        storeView: sandbox ? undefined : context.storeView,
       });
     } catch (error) {
       await logFile.abort(error);
@@ -180,7 +188,8 @@ export async function runRound(
     }
     job.onSpawned?.();
     // bwrap's --die-with-parent already takes a sandboxed builder down with kiln.
-    const watchdog = job.sandboxed ? undefined : context.watchdog;
+    const dies = job.sandboxed && (settings.sandboxBackend ?? "bwrap") === "bwrap";
+    const watchdog = dies ? undefined : context.watchdog;
     watchdog?.add(handle.pid);
     try {
       await using builder = handle;

@@ -178,7 +178,7 @@ async function buildLocked(
   }
   const { sandboxed, fixedOutput } = buildMode(planned, settings);
   if (!sandboxed) {
-    const problem = unsandboxedProblem(planned, validNow, context.storeRoot);
+    const problem = unsandboxedProblem(planned, validNow, context);
     if (problem !== undefined) return failure("spawn-error", problem);
   }
   for (const path of invalid) removeTree(store.physicalPath(path));
@@ -259,6 +259,9 @@ async function buildLocked(
         if (n === 1) {
           staged = collected;
           if (!sandboxed && rounds > 1) stageAside(staged, context, leftovers);
+        } else if (!sandboxed) {
+          // Compared, so done with: the next round's builder (not root) could not overwrite them.
+          for (const location of locations.values()) removeTree(location);
         }
         succeeded = true;
       } finally {
@@ -287,12 +290,14 @@ async function buildLocked(
 function unsandboxedProblem(
   planned: PlannedDerivation,
   validNow: Set<string>,
-  storeRoot: string,
+  context: Pick<RunState, "storeRoot" | "storeView">,
 ): string | undefined {
   const drvPath = planned.path;
-  if (storeRoot !== "/") {
+  const { storeRoot } = context;
+  if (storeRoot !== "/" && context.storeView === undefined) {
     return `Cannot build '${drvPath}' without the sandbox: the store lives under '${storeRoot}', ` +
-      `so the builder would not find its inputs at their store paths (use the sandbox, or store root '/')`;
+      `so the builder would not find its inputs at their store paths (use the sandbox, store root '/', ` +
+      `or user namespaces)`;
   }
   if (pathExists("/homeless-shelter")) {
     return "home directory '/homeless-shelter' exists; please remove it to assure purity of builds without sandboxing";

@@ -12,7 +12,11 @@
 
 import {
   makeSandboxShare,
+  makeStoreView,
+  probeNamespaces,
   probeSandbox,
+  type SandboxBackend,
+  type SandboxBackendChoice,
   type SandboxShare,
   withElfDependencies,
 } from "../sandbox/mod.ts";
@@ -50,6 +54,8 @@ export interface RealiseOptions {
   settings: BuildSettings;
   /** Where the sandbox does not work here: build without it (with a warning), else throw. */
   sandboxFallback: boolean;
+  /** Which sandbox to use: bwrap, the kernel's namespaces, or (`auto`, the default) the first that works. */
+  sandboxBackend?: SandboxBackendChoice;
   /** `max-jobs`: concurrent builds; 0 builds nothing locally. */
   maxJobs: number;
   keepGoing: boolean;
@@ -156,16 +162,35 @@ async function runPhases(
   return { status: "realised", plan, results };
 }
 
-/** The settings with the sandbox the run really uses, probed once when something is built. */
+/** The run's build settings, with whether unsandboxed builders see the store through namespaces. */
+type RunSettings = BuildSettings & { storeView: boolean };
+
+/**
+ * The settings with the sandbox the run really uses: its backends probed once when something is
+ * to be built (and, for unsandboxed builds with a store root other than `/`, whether namespaces
+ * can show them the store at its logical place).
+ */
 async function resolveSandbox(
   options: RealiseOptions,
   needed: boolean,
   events: EventSink,
-): Promise<BuildSettings> {
+): Promise<RunSettings> {
+  const backend = options.sandboxBackend;
   let sandbox = options.settings.sandbox;
+  let sandboxBackend: SandboxBackend | undefined;
   if (sandbox !== "off" && needed) {
-    const probe = await probeSandbox();
-    if (!probe.ok) {
+    const probe = await probeSandbox({ backend });
+    if (probe.ok) {
+      sandboxBackend = probe.backend;
+      if (probe.bwrapProblem !== undefined) {
+        events.msg(
+          "warn",
+          `bubblewrap does not work here (${probe.bwrapProblem}); sandboxing with user namespaces (unshare)`,
+        );
+      } else if (probe.backend === "namespaces") {
+        events.msg("warn", "sandboxing with user namespaces (unshare), as sandbox-backend says");
+      }
+    } else {
       if (!options.sandboxFallback) {
         throw new TypeError(`The sandbox does not work here (${probe.reason})`);
       }
@@ -173,12 +198,17 @@ async function resolveSandbox(
       sandbox = "off";
     }
   }
+  // Unsandboxed builders see the store at its logical place through namespaces where they work.
+  const storeView = sandbox !== "on" && options.storeRoot !== "/" && needed &&
+    backend !== "bwrap" && (sandboxBackend === "namespaces" || (await probeNamespaces()).ok);
   const sandboxPaths = options.settings.sandboxPaths;
-  // What a sandboxed builder loads (`ld.so --list`, a process) matters only in a sandbox.
   return {
     ...options.settings,
     sandbox,
+    // What a sandboxed builder loads (`ld.so --list`, a process) matters only in a sandbox.
     sandboxPaths: sandbox === "off" ? sandboxPaths : withElfDependencies(sandboxPaths),
+    sandboxBackend,
+    storeView,
   };
 }
 
@@ -186,15 +216,18 @@ async function resolveSandbox(
 async function buildPlan(
   store: LocalStore,
   plan: BuildPlan,
-  options: RealiseOptions,
+  options: RealiseOptions & { settings: RunSettings },
   signal: AbortSignal,
   events: EventSink,
 ): Promise<Map<string, BuildResult>> {
   const { settings } = options;
   const needed = plan.roots.some((p) => !plan.graph.get(p)!.valid);
-  // Only unsandboxed builders need it (bwrap's --die-with-parent covers the others).
-  const watchdog = needed && settings.sandbox !== "on" ? await Watchdog.start() : undefined;
+  // bwrap's --die-with-parent covers its builders; every other builder needs the watchdog.
+  const watchdog = needed && (settings.sandbox !== "on" || settings.sandboxBackend !== "bwrap")
+    ? await Watchdog.start()
+    : undefined;
   let shareDir: string | undefined;
+  let viewDir: string | undefined;
   const background = new Set<Promise<void>>();
   const buildDirs = new BuildDirs(options.tmpDir, background);
   let goals: DerivationGoals | undefined;
@@ -205,6 +238,10 @@ async function buildPlan(
       shareDir = store.makeTempPath("sandbox-share");
       sandboxShare = makeSandboxShare(shareDir, { sandboxBuildDir: settings.sandboxBuildDir });
     }
+    if (needed && settings.storeView) viewDir = store.makeTempPath("store-view");
+    const storeView = viewDir === undefined
+      ? undefined
+      : makeStoreView(viewDir, { storeDir: store.storeDir, storeRoot: options.storeRoot });
     goals = makeDerivationGoals({
       store,
       storeRoot: options.storeRoot,
@@ -215,6 +252,7 @@ async function buildPlan(
       impureEnv: options.impureEnv,
       watchdog,
       sandboxShare,
+      storeView,
       background,
       onLine: options.onEvent && ((drvPath, line) => tracker.logLine(drvPath, line)),
       onNote: (message) => events.msg("info", `note: ${message}`),
@@ -242,6 +280,7 @@ async function buildPlan(
     await Promise.all(background);
     buildDirs.close();
     if (shareDir !== undefined) removeTree(shareDir);
+    if (viewDir !== undefined) removeTree(viewDir);
     await watchdog?.close();
   }
 }

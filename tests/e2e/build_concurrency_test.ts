@@ -1,8 +1,11 @@
-import { probeSandbox } from "../../lib/sandbox/mod.ts";
+import { probeSandbox, type SandboxBackend } from "../../lib/sandbox/mod.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { addAll, HOST_SANDBOX_PATHS, type TestDrv, withStore } from "./_drv.ts";
 
-const sandboxWorks = (await probeSandbox()).ok;
+const works = new Map<SandboxBackend, boolean>();
+for (const backend of ["bwrap", "namespaces"] as const) {
+  works.set(backend, (await probeSandbox({ backend })).ok);
+}
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 
 /** Polls `check` every 20 ms for up to 10 s (end-to-end: real processes take real time). */
@@ -73,14 +76,15 @@ for (
     ["SIGINT", false],
     ["SIGTERM", false],
     ["SIGKILL", false],
-    ["SIGKILL", true],
+    ["SIGKILL", "bwrap"],
+    ["SIGKILL", "namespaces"],
   ] as const
 ) {
   Deno.test({
     name: `kiln build killed by ${signal}${
-      sandbox ? " (sandboxed)" : ""
+      sandbox ? ` (sandboxed, ${sandbox})` : ""
     } leaves no builder, no valid output, and rebuilds cleanly`,
-    ignore: sandbox && !sandboxWorks,
+    ignore: sandbox && !works.get(sandbox),
     fn: () =>
       withStore(async (store, set) => {
         const dir = `${store.root}/host`;
@@ -97,6 +101,7 @@ for (
         const mode = sandbox
           ? ["--sandbox", "--sandbox-paths", `${HOST_SANDBOX_PATHS} ${dir}`]
           : ["--no-sandbox"];
+        if (sandbox) mode.push("--option", "sandbox-backend", sandbox);
         const child = new Deno.Command(Deno.execPath(), {
           args: ["run", "--allow-all", "--quiet", MAIN, "build", ...mode, a.path],
           env: store.env,

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { probeSandbox } from "../../lib/sandbox/mod.ts";
+import { probeSandbox, type SandboxBackend } from "../../lib/sandbox/mod.ts";
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
 import { addAll, DrvSet, type TestDrv, withStore } from "./_drv.ts";
 import { KilnStore } from "../_kiln.ts";
@@ -7,19 +7,35 @@ import { printDerivation } from "../../lib/derivation/mod.ts";
 import { pathExists } from "../../lib/store/mod.ts";
 import { buildLogDir, buildLogPath } from "../../lib/scheduler/mod.ts";
 
-const sandboxWorks = (await probeSandbox()).ok;
+const works = new Map<SandboxBackend, boolean>();
+for (const backend of ["bwrap", "namespaces"] as const) {
+  works.set(backend, (await probeSandbox({ backend })).ok);
+}
+
+/** Makes `store`'s kiln sandbox its builds with `backend`. */
+function useBackend(store: KilnStore, backend: SandboxBackend): void {
+  store.env.KILN_CONFIG = `${store.env.KILN_CONFIG ?? ""}sandbox-backend = ${backend}\n`;
+}
 
 async function pathInfo(store: KilnStore, path: string): Promise<Record<string, unknown>> {
   return JSON.parse(await store.ok(["store", "path-info", "--json", path]))[path];
 }
 
-for (const sandbox of [false, true]) {
+// Without the sandbox, then in it with each backend (ignored where it does not work here).
+const MODES: [boolean, SandboxBackend | undefined][] = [
+  [false, undefined],
+  [true, "bwrap"],
+  [true, "namespaces"],
+];
+for (const [sandbox, backend] of MODES) {
   const flag = sandbox ? "--sandbox" : "--no-sandbox";
+  const variant = backend === undefined ? flag : `${flag} (${backend})`;
   Deno.test({
-    name: `kiln build ${flag} builds a derivation, registers and prints its output`,
-    ignore: sandbox && !sandboxWorks,
+    name: `kiln build ${variant} builds a derivation, registers and prints its output`,
+    ignore: backend !== undefined && !works.get(backend),
     fn: () =>
       withStore(async (store, set) => {
+        if (backend) useBackend(store, backend);
         const a = set.add({ name: "a", script: "echo building a; echo hello > $out" });
         await addAll(store, set);
         const r = await store.run(["build", flag, a.path]);
@@ -59,10 +75,11 @@ for (const sandbox of [false, true]) {
   });
 
   Deno.test({
-    name: `kiln build ${flag} warns but succeeds when the build log cannot be written`,
-    ignore: sandbox && !sandboxWorks,
+    name: `kiln build ${variant} warns but succeeds when the build log cannot be written`,
+    ignore: backend !== undefined && !works.get(backend),
     fn: () =>
       withStore(async (store, set) => {
+        if (backend) useBackend(store, backend);
         const a = set.add({ name: "a", script: "echo building a; echo hello > $out" });
         await addAll(store, set);
         // A file where the log directory should be: no user, root included, can write there.
@@ -76,10 +93,11 @@ for (const sandbox of [false, true]) {
   });
 
   Deno.test({
-    name: `kiln build ${flag} scans references to inputs and to the output itself`,
-    ignore: sandbox && !sandboxWorks,
+    name: `kiln build ${variant} scans references to inputs and to the output itself`,
+    ignore: backend !== undefined && !works.get(backend),
     fn: () =>
       withStore(async (store, set) => {
+        if (backend) useBackend(store, backend);
         const a = set.add({ name: "a", script: "echo a > $out" });
         const b = set.add({
           name: "b",
@@ -273,73 +291,79 @@ Deno.test("kiln build -L prints the builder's lines prefixed with its name", () 
     assertStringIncludes(r.stderr, `building '${b.path}'...\nnext> right away\n`);
   }));
 
-Deno.test({
-  name: "kiln build --sandbox: a build sees nothing an earlier one left or changed in its store",
-  ignore: !sandboxWorks,
-  fn: () =>
-    withStore(async (store, set) => {
-      // Sandbox stores are handed on from build to build (as root): what a builder litters or
-      // replaces there must be gone for the next one, which must see its inputs as they are.
-      const s = set.add({ name: "s", script: "/bin/ln -s /nowhere $out" });
-      const a = set.add({
-        name: "a",
-        inputs: [s],
-        script: `echo litter > $NIX_STORE/litter; /bin/rm -f ${s.outputs.out}; ` +
-          `echo fake > ${s.outputs.out}; echo a > $out`,
-      });
-      const b = set.add({
-        name: "b",
-        inputs: [a, s],
-        script: `test ! -e $NIX_STORE/litter || exit 3; test -L ${s.outputs.out} || exit 4; ` +
-          `echo b > $out`,
-      });
-      await addAll(store, set);
-      const r = await store.run(["build", "--sandbox", "-j1", b.path]);
-      assertEquals(r.code, 0, r.stderr);
-      assertEquals(Deno.readLinkSync(store.physical(s.outputs.out)), "/nowhere");
-    }),
-});
+for (const backend of ["bwrap", "namespaces"] as const) {
+  Deno.test({
+    name: `kiln build --sandbox (${backend}): a build sees nothing an earlier one left or changed`,
+    ignore: !works.get(backend),
+    fn: () =>
+      withStore(async (store, set) => {
+        useBackend(store, backend);
+        // Sandbox stores are handed on from build to build (as root): what a builder litters or
+        // replaces there must be gone for the next one, which must see its inputs as they are.
+        const s = set.add({ name: "s", script: "/bin/ln -s /nowhere $out" });
+        const a = set.add({
+          name: "a",
+          inputs: [s],
+          script: `echo litter > $NIX_STORE/litter; /bin/rm -f ${s.outputs.out}; ` +
+            `echo fake > ${s.outputs.out}; echo a > $out`,
+        });
+        const b = set.add({
+          name: "b",
+          inputs: [a, s],
+          script: `test ! -e $NIX_STORE/litter || exit 3; test -L ${s.outputs.out} || exit 4; ` +
+            `echo b > $out`,
+        });
+        await addAll(store, set);
+        const r = await store.run(["build", "--sandbox", "-j1", b.path]);
+        assertEquals(r.code, 0, r.stderr);
+        assertEquals(Deno.readLinkSync(store.physical(s.outputs.out)), "/nowhere");
+      }),
+  });
 
-Deno.test({
-  name: "kiln build --sandbox shows the store paths sandbox-paths names, which are no inputs",
-  ignore: !sandboxWorks,
-  fn: () =>
-    withStore(async (store, set) => {
-      // As Nix: their closures are bound in the sandbox (a store path that is not valid is
-      // skipped), but the output scan looks only for the inputs' and outputs' hashes.
-      const tool = set.add({ name: "tool", script: "echo tool > $out" });
-      const missing = `${store.storeDir}/${"a".repeat(32)}-missing`;
-      const user = set.add({
-        name: "user",
-        script: `echo ${tool.outputs.out} > $out; /bin/cat ${tool.outputs.out} >> $out`,
-      });
-      await addAll(store, set);
-      await store.ok(["build", "--sandbox", tool.path]);
-      const r = await store.run([
-        "build",
-        "--sandbox",
-        "--sandbox-paths",
-        `/bin /usr /lib /lib64? ${tool.outputs.out}=${
-          store.physical(tool.outputs.out)
-        } ${missing}?`,
-        user.path,
-        "--json",
-      ]);
-      assertEquals(r.code, 0, r.stderr);
-      assertEquals(
-        Deno.readTextFileSync(store.physical(user.outputs.out)),
-        `${tool.outputs.out}\ntool\n`,
-      );
-      assertEquals((await pathInfo(store, user.outputs.out)).references, []);
-    }),
-});
+  Deno.test({
+    name: `kiln build --sandbox (${backend}) shows the store paths sandbox-paths names, no inputs`,
+    ignore: !works.get(backend),
+    fn: () =>
+      withStore(async (store, set) => {
+        useBackend(store, backend);
+        // As Nix: their closures are bound in the sandbox (a store path that is not valid is
+        // skipped), but the output scan looks only for the inputs' and outputs' hashes.
+        const tool = set.add({ name: "tool", script: "echo tool > $out" });
+        const missing = `${store.storeDir}/${"a".repeat(32)}-missing`;
+        const user = set.add({
+          name: "user",
+          script: `echo ${tool.outputs.out} > $out; /bin/cat ${tool.outputs.out} >> $out`,
+        });
+        await addAll(store, set);
+        await store.ok(["build", "--sandbox", tool.path]);
+        const r = await store.run([
+          "build",
+          "--sandbox",
+          "--sandbox-paths",
+          `/bin /usr /lib /lib64? ${tool.outputs.out}=${
+            store.physical(tool.outputs.out)
+          } ${missing}?`,
+          user.path,
+          "--json",
+        ]);
+        assertEquals(r.code, 0, r.stderr);
+        assertEquals(
+          Deno.readTextFileSync(store.physical(user.outputs.out)),
+          `${tool.outputs.out}\ntool\n`,
+        );
+        assertEquals((await pathInfo(store, user.outputs.out)).references, []);
+      }),
+  });
+}
 
-Deno.test("kiln build without the sandbox needs store root '/'", async () => {
+Deno.test("kiln build without the sandbox and namespaces needs store root '/'", async () => {
   const store = new KilnStore("/nix/store");
   try {
     const a = new DrvSet(store.storeDir).add({ name: "a", script: "echo > $out" });
     await store.ok(["derivation", "add"], printDerivation(a.drv));
-    const r = await store.run(["build", "--no-sandbox", a.path]);
+    // sandbox-backend = bwrap: no user namespaces for unsandboxed builders either.
+    const args = ["--option", "sandbox-backend", "bwrap"];
+    const r = await store.run(["build", "--no-sandbox", ...args, a.path]);
     assertEquals(r.code, 100);
     assertStringIncludes(
       r.stderr,
@@ -348,4 +372,26 @@ Deno.test("kiln build without the sandbox needs store root '/'", async () => {
   } finally {
     store.cleanup();
   }
+});
+
+Deno.test({
+  name: "kiln build without the sandbox shows the store at its logical place through namespaces",
+  ignore: !works.get("namespaces"),
+  fn: async () => {
+    const store = new KilnStore("/nix/store");
+    try {
+      const set = new DrvSet(store.storeDir);
+      const a = set.add({ name: "a", script: "echo a > $out" });
+      const script = `read x <${a.outputs.out}; echo $x >$out; ` +
+        'while read k v rest; do [ "$k" = Uid: ] && echo $v >>$out; done </proc/self/status; true';
+      const b = set.add({ name: "b", script, inputs: [a] });
+      await addAll(store, set);
+      const r = await store.run(["build", "--no-sandbox", b.path]);
+      assertEquals(r.code, 0, r.stderr);
+      // The builder ran as this user, read its input at its store path, wrote the real store.
+      assertEquals(Deno.readTextFileSync(store.physical(b.outputs.out)), `a\n${Deno.uid()}\n`);
+    } finally {
+      store.cleanup();
+    }
+  },
 });

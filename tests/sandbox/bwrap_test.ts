@@ -5,13 +5,16 @@ import {
   makeSandboxShare,
   prepareSandbox,
   probeSandbox,
+  type SandboxBackend,
   spawnBuilder,
 } from "../../lib/sandbox/mod.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { readLines, readText, waitUntilGone } from "./_process.ts";
 
-const probe = await probeSandbox();
-const ignore = !probe.ok;
+/** The sandbox tests run for each backend that works here, and are ignored for the others. */
+const BACKENDS: SandboxBackend[] = ["bwrap", "namespaces"];
+const working = new Map<SandboxBackend, boolean>();
+for (const backend of BACKENDS) working.set(backend, (await probeSandbox({ backend })).ok);
 
 const STORE = "/nix/store";
 const INPUT = `${STORE}/q4mzjdlh5px6977h7v5fdsk1p33yg583-input`;
@@ -22,6 +25,7 @@ const HOST_PATHS = ["/bin", "/usr", "/lib", "/lib64?"];
 
 /** A physical store root with one input and one path outside the closure, plus a host secret. */
 async function withSandbox(
+  backend: SandboxBackend,
   fixedOutput: boolean,
   fn: (config: BwrapConfig, top: string) => Promise<void>,
 ): Promise<void> {
@@ -42,6 +46,7 @@ async function withSandbox(
       inputPaths: [INPUT],
       sandboxPaths: HOST_PATHS,
       fixedOutput,
+      backend,
     };
     await prepareSandbox(config);
     await fn(config, top);
@@ -90,49 +95,6 @@ Deno.test("bwrapArgs() maps physical store paths and sandbox-paths", () => {
   assert(args.endsWith("--bind /tmp/b /build --chdir /build"), args);
 });
 
-Deno.test({
-  name: "spawnBuilder() in the sandbox shows only the closure, /build, localhost and no network",
-  ignore,
-  fn: () =>
-    withSandbox(false, async (config, top) => {
-      const script = [
-        "pwd; id -u; id -g; cat /proc/sys/kernel/hostname",
-        `cat ${INPUT}/file; echo`,
-        `test -e ${HIDDEN} && echo visible || echo hidden`,
-        `test -e ${top}/secret && echo visible || echo hidden`,
-        "stat -c %a /tmp; echo $$",
-        "echo ===; cat /etc/passwd; echo ===; cat /etc/group; echo ===; cat /proc/net/dev",
-        'mkdir "$out"; echo built > "$out/f"; touch /build/made-here',
-      ].join("\n");
-      const [head, passwd, group, netDev] = (await runInSandbox(config, script)).split("===\n");
-      assertEquals(head.split("\n"), [
-        "/build",
-        "1000",
-        "100",
-        "localhost",
-        `contents of ${INPUT}`,
-        "hidden",
-        "hidden",
-        "1777",
-        "2",
-        "",
-      ]);
-      assertEquals(
-        passwd,
-        "root:x:0:0:Nix build user:/build:/noshell\n" +
-          "nixbld:x:1000:100:Nix build user:/build:/noshell\n" +
-          "nobody:x:65534:65534:Nobody:/:/noshell\n",
-      );
-      assertEquals(group, "root:x:0:\nnixbld:!:100:\nnogroup:x:65534:\n");
-      assertEquals(interfaces(netDev), ["lo"]);
-      assertEquals(
-        Deno.readTextFileSync(join(config.rootDir, "store", OUT.slice(11), "f")),
-        "built\n",
-      );
-      assert(Deno.statSync(join(config.buildDir, "made-here")).isFile);
-    }),
-});
-
 Deno.test("bwrapArgs() mounts only the inputs prepareSandbox did not copy", () => {
   const args = bwrapArgs({
     storeDir: STORE,
@@ -148,85 +110,140 @@ Deno.test("bwrapArgs() mounts only the inputs prepareSandbox did not copy", () =
   assert(args.includes("--ro-bind /s/etc/passwd /etc/passwd"), args);
 });
 
-Deno.test({
-  name: "prepareSandbox() copies small file and symlink inputs, shared copies unwritable",
-  ignore,
-  fn: async () => {
-    const top = Deno.makeTempDirSync({ prefix: "kiln-bwrap-" });
-    try {
-      const phys = join(top, "phys");
-      const file = `${STORE}/q4mzjdlh5px6977h7v5fdsk1p33yg583-file`;
-      const link = `${STORE}/f8g8x4m83da3b2f79iv84q2r3qlc58lr-link`;
-      Deno.mkdirSync(join(phys, STORE), { recursive: true });
-      Deno.writeTextFileSync(join(phys, file), "file contents", { mode: 0o444 });
-      Deno.symlinkSync(file, join(phys, link));
-      Deno.mkdirSync(join(top, "build"));
-      const share = makeSandboxShare(join(top, "share"), {});
-      for (const round of [1, 2]) {
-        const config: BwrapConfig = {
-          storeDir: STORE,
-          storeRoot: phys,
-          rootDir: join(top, `root${round}`),
-          buildDir: join(top, "build"),
-          inputPaths: [file, link],
-          sandboxPaths: HOST_PATHS,
-          fixedOutput: false,
-          share,
-        };
-        config.copiedInputs = await prepareSandbox(config);
-        assertEquals(config.copiedInputs, [file, link]);
-        const script = `cat ${file}; echo; readlink ${link}; ` +
-          `chmod u+w ${file} 2>/dev/null || echo unchangeable; stat -c %a ${file}`;
+for (const backend of BACKENDS) {
+  const ignore = !working.get(backend);
+
+  Deno.test({
+    name:
+      `spawnBuilder() in the sandbox shows only the closure, /build, localhost and no network [${backend}]`,
+    ignore,
+    fn: () =>
+      withSandbox(backend, false, async (config, top) => {
+        const script = [
+          "pwd; id -u; id -g; cat /proc/sys/kernel/hostname",
+          `cat ${INPUT}/file; echo`,
+          `test -e ${HIDDEN} && echo visible || echo hidden`,
+          `test -e ${top}/secret && echo visible || echo hidden`,
+          "stat -c %a /tmp; echo $$",
+          "echo ===; cat /etc/passwd; echo ===; cat /etc/group; echo ===; cat /proc/net/dev",
+          'mkdir "$out"; echo built > "$out/f"; touch /build/made-here',
+        ].join("\n");
+        const [head, passwd, group, netDev] = (await runInSandbox(config, script)).split("===\n");
+        assertEquals(head.split("\n"), [
+          "/build",
+          "1000",
+          "100",
+          "localhost",
+          `contents of ${INPUT}`,
+          "hidden",
+          "hidden",
+          "1777",
+          // The builder is PID 1 of its namespace as in Nix; bwrap's own init is PID 1 there.
+          backend === "bwrap" ? "2" : "1",
+          "",
+        ]);
         assertEquals(
-          await runInSandbox(config, script),
-          // A private copy may change (it is the builder's own); a shared one may not.
-          `file contents\n${file}\n${share.inputsDir ? "unchangeable\n444" : "644"}\n`,
+          passwd,
+          "root:x:0:0:Nix build user:/build:/noshell\n" +
+            "nixbld:x:1000:100:Nix build user:/build:/noshell\n" +
+            "nobody:x:65534:65534:Nobody:/:/noshell\n",
         );
+        assertEquals(group, "root:x:0:\nnixbld:!:100:\nnogroup:x:65534:\n");
+        assertEquals(interfaces(netDev), ["lo"]);
+        assertEquals(
+          Deno.readTextFileSync(join(config.rootDir, "store", OUT.slice(11), "f")),
+          "built\n",
+        );
+        assert(Deno.statSync(join(config.buildDir, "made-here")).isFile);
+      }),
+  });
+
+  Deno.test({
+    name:
+      `prepareSandbox() copies small file and symlink inputs, shared copies unwritable [${backend}]`,
+    ignore,
+    fn: async () => {
+      const top = Deno.makeTempDirSync({ prefix: "kiln-bwrap-" });
+      try {
+        const phys = join(top, "phys");
+        const file = `${STORE}/q4mzjdlh5px6977h7v5fdsk1p33yg583-file`;
+        const link = `${STORE}/f8g8x4m83da3b2f79iv84q2r3qlc58lr-link`;
+        Deno.mkdirSync(join(phys, STORE), { recursive: true });
+        Deno.writeTextFileSync(join(phys, file), "file contents", { mode: 0o444 });
+        Deno.symlinkSync(file, join(phys, link));
+        Deno.mkdirSync(join(top, "build"));
+        const share = makeSandboxShare(join(top, "share"), {});
+        for (const round of [1, 2]) {
+          const config: BwrapConfig = {
+            storeDir: STORE,
+            storeRoot: phys,
+            rootDir: join(top, `root${round}`),
+            buildDir: join(top, "build"),
+            inputPaths: [file, link],
+            sandboxPaths: HOST_PATHS,
+            fixedOutput: false,
+            share,
+            backend,
+          };
+          config.copiedInputs = await prepareSandbox(config);
+          assertEquals(config.copiedInputs, [file, link]);
+          const script = `cat ${file}; echo; readlink ${link}; ` +
+            `chmod u+w ${file} 2>/dev/null || echo unchangeable; stat -c %a ${file}`;
+          assertEquals(
+            await runInSandbox(config, script),
+            // A private copy may change (it is the builder's own); a shared one may not.
+            `file contents\n${file}\n${share.inputsDir ? "unchangeable\n444" : "644"}\n`,
+          );
+        }
+        assertEquals(Deno.readTextFileSync(join(phys, file)), "file contents");
+      } finally {
+        Deno.removeSync(top, { recursive: true });
       }
-      assertEquals(Deno.readTextFileSync(join(phys, file)), "file contents");
-    } finally {
-      Deno.removeSync(top, { recursive: true });
-    }
-  },
-});
+    },
+  });
 
-Deno.test({
-  name: "spawnBuilder() in the sandbox keeps the network for fixed-output builds",
-  ignore,
-  fn: () =>
-    withSandbox(true, async (config) => {
-      const script = "cat /proc/net/dev; echo ===; cat /etc/nsswitch.conf";
-      const [netDev, nsswitch] = (await runInSandbox(config, script)).split("===\n");
-      assertEquals(interfaces(netDev), interfaces(Deno.readTextFileSync("/proc/net/dev")));
-      assertEquals(nsswitch, "hosts: files dns\nservices: files\n");
-    }),
-});
+  Deno.test({
+    name: `spawnBuilder() in the sandbox keeps the network for fixed-output builds [${backend}]`,
+    ignore,
+    fn: () =>
+      withSandbox(backend, true, async (config) => {
+        const script = "cat /proc/net/dev; echo ===; cat /etc/nsswitch.conf";
+        const [netDev, nsswitch] = (await runInSandbox(config, script)).split("===\n");
+        assertEquals(interfaces(netDev), interfaces(Deno.readTextFileSync("/proc/net/dev")));
+        assertEquals(nsswitch, "hosts: files dns\nservices: files\n");
+      }),
+  });
 
-Deno.test({
-  name: "kill() takes the whole sandbox down, grandchildren included",
-  ignore,
-  fn: () =>
-    withSandbox(false, async (config) => {
-      // "started" once both children run sleep (each has exec'd): the snapshot below sees them.
-      const script = "sleep 1000 & a=$!; setsid sleep 1000 & b=$!; " +
-        "until read x </proc/$a/comm && read y </proc/$b/comm && [ $x$y = sleepsleep ]; do :; done; " +
-        "echo started; wait";
-      await using handle = await spawnBuilder({
-        program: "/bin/sh",
-        args: ["-c", script],
-        env: { PATH: "/usr/bin:/bin" },
-        cwd: "/",
-        sandbox: config,
-      });
-      const reader = handle.output.getReader();
-      assertEquals(await readLines(reader, 1), ["started"]);
-      const tree = hostDescendants(handle.pid);
-      assertEquals(tree.filter((pid) => comm(pid) === "sleep").length, 2, "sleeps are in the tree");
-      await handle.kill();
-      assertEquals(await waitUntilGone(tree), []);
-      reader.releaseLock();
-    }),
-});
+  Deno.test({
+    name: `kill() takes the whole sandbox down, grandchildren included [${backend}]`,
+    ignore,
+    fn: () =>
+      withSandbox(backend, false, async (config) => {
+        // "started" once both children run sleep (each has exec'd): the snapshot below sees them.
+        const script = "sleep 1000 & a=$!; setsid sleep 1000 & b=$!; " +
+          "until read x </proc/$a/comm && read y </proc/$b/comm && [ $x$y = sleepsleep ]; do :; done; " +
+          "echo started; wait";
+        await using handle = await spawnBuilder({
+          program: "/bin/sh",
+          args: ["-c", script],
+          env: { PATH: "/usr/bin:/bin" },
+          cwd: "/",
+          sandbox: config,
+        });
+        const reader = handle.output.getReader();
+        assertEquals(await readLines(reader, 1), ["started"]);
+        const tree = hostDescendants(handle.pid);
+        assertEquals(
+          tree.filter((pid) => comm(pid) === "sleep").length,
+          2,
+          "sleeps are in the tree",
+        );
+        await handle.kill();
+        assertEquals(await waitUntilGone(tree), []);
+        reader.releaseLock();
+      }),
+  });
+}
 
 function comm(pid: number): string {
   try {

@@ -2,6 +2,7 @@
 
 import { join } from "node:path";
 import { decodeNixString } from "../../hashing/mod.ts";
+import { parseSandboxBackend } from "../../sandbox/mod.ts";
 import {
   buildLogDir,
   type BuildResult,
@@ -39,7 +40,7 @@ Options (each also a setting, settable with --option NAME VALUE or in kiln.conf)
       --timeout S             kill a builder running for S seconds
       --log-lines N           log lines quoted when a build fails (default 25)
       --max-build-log-size B  kill a builder after B bytes of log
-      --sandbox, --no-sandbox build in the bwrap sandbox, or not (setting: true|false|relaxed)
+      --sandbox, --no-sandbox build in the sandbox, or not (setting: true|false|relaxed)
       --sandbox-paths "P[=HOST] ..."  host paths visible in the sandbox (default /bin/sh)
       --substituters "URL ..."  binary caches to substitute outputs from, before building
       --fallback              build what could not be substituted (else that is an error)
@@ -140,6 +141,7 @@ async function run(args: string[]): Promise<number> {
       impureEnv: Deno.env.toObject(),
       settings: buildSettings(settings, rounds),
       sandboxFallback: settings.getBool("sandbox-fallback"),
+      sandboxBackend: parseSandboxBackend(settings.get("sandbox-backend")),
       maxJobs: maxJobs(settings),
       keepGoing: settings.getBool("keep-going"),
       check: values.check,

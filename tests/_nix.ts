@@ -25,16 +25,18 @@ export class NixSandbox {
   readonly env: Record<string, string>;
 
   constructor(extraConfig = "") {
-    // As root Nix builds as nixbld users, who must be able to reach the store: mode 755.
     this.root = Deno.makeTempDirSync({ prefix: "kiln-nix-" });
-    Deno.chmodSync(this.root, 0o755);
     this.storeDir = join(this.root, "store");
     this.env = {
       NIX_STORE_DIR: this.storeDir,
       NIX_STATE_DIR: join(this.root, "state"),
       NIX_LOG_DIR: join(this.root, "log"),
       NIX_CONF_DIR: join(this.root, "etc"),
-      NIX_CONFIG: "substituters =\nexperimental-features = nix-command\n" + extraConfig,
+      // No build users: Nix picks them through a lock in its state dir, which is each test's
+      // own, so tests running at once (and other suites on the machine) would build as the same
+      // nixbld user, and Nix kills every process of its build user before and after a build.
+      NIX_CONFIG: "substituters =\nbuild-users-group =\nexperimental-features = nix-command\n" +
+        extraConfig,
     };
   }
 

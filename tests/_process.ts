@@ -96,3 +96,17 @@ export function lockWaiters(dir: string): number {
     .filter((line) => line.includes("->") && line.split(/\s+/).some((f) => files.has(f)))
     .length;
 }
+
+/** Reads text until it includes `wanted` or the stream ends; returns what it read. */
+export async function readUntil(
+  reader: ReadableStreamDefaultReader<string>,
+  wanted: string,
+): Promise<string> {
+  let text = "";
+  while (!text.includes(wanted)) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += value;
+  }
+  return text;
+}

@@ -1,6 +1,6 @@
 import { probeSandbox } from "../../lib/sandbox/mod.ts";
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
-import { lockWaiters, makeFifo, openFifo, waitFor } from "../_process.ts";
+import { lockWaiters, makeFifo, openFifo, readUntil, waitFor } from "../_process.ts";
 import { addAll, HOST_SANDBOX_PATHS, type TestDrv, withStore } from "./_drv.ts";
 
 const sandboxWorks = (await probeSandbox()).ok;
@@ -109,12 +109,7 @@ for (
         // kiln shows the builder's line (-L) once it supervises the builder, which it has listed
         // for its watchdog by then: the kill comes after that.
         const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-        let shown = "";
-        while (!shown.includes("started\n")) {
-          const { value, done } = await stderr.read();
-          if (done) break;
-          shown += value;
-        }
+        let shown = await readUntil(stderr, "started\n");
         assertStringIncludes(shown, "started\n");
         child.kill(signal);
         for (let r = await stderr.read(); !r.done; r = await stderr.read()) shown += r.value;

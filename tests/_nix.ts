@@ -25,19 +25,17 @@ export class NixSandbox {
   readonly env: Record<string, string>;
 
   constructor(extraConfig = "") {
-    // As root Nix builds as nixbld users, who must be able to reach the store: mode 755.
     this.root = Deno.makeTempDirSync({ prefix: "kiln-nix-" });
-    Deno.chmodSync(this.root, 0o755);
     this.storeDir = join(this.root, "store");
     this.env = {
       NIX_STORE_DIR: this.storeDir,
       NIX_STATE_DIR: join(this.root, "state"),
       NIX_LOG_DIR: join(this.root, "log"),
       NIX_CONF_DIR: join(this.root, "etc"),
-      // No build users: every throwaway store has its own user pool (under its state dir), so
-      // two Nix runs at once would take the same nixbld user and kill each other's builders
-      // (Nix kills a build user's processes before it builds). As root, Nix then builds as root.
-      NIX_CONFIG: "substituters =\nexperimental-features = nix-command\nbuild-users-group =\n" +
+      // No build users: Nix picks them through a lock in its state dir, which is each test's
+      // own, so tests running at once (and other suites on the machine) would build as the same
+      // nixbld user, and Nix kills every process of its build user before and after a build.
+      NIX_CONFIG: "substituters =\nbuild-users-group =\nexperimental-features = nix-command\n" +
         extraConfig,
     };
   }

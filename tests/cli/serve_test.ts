@@ -1,6 +1,7 @@
 import { assert, assertEquals, assertMatch } from "../_assert.ts";
 import { join } from "node:path";
 import { KilnStore } from "../_kiln.ts";
+import { readUntil } from "../_process.ts";
 import { addAll, DrvSet, makeBuildStore } from "../e2e/_drv.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
@@ -14,12 +15,7 @@ async function startServe(kiln: KilnStore, args: string[], env: Record<string, s
     stderr: "piped",
   }).spawn();
   const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-  let stderr = "";
-  while (!stderr.includes("\n")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    stderr += value;
-  }
+  let stderr = await readUntil(reader, "\n");
   const rest = (async () => {
     for (let r = await reader.read(); !r.done; r = await reader.read()) stderr += r.value;
     return stderr;

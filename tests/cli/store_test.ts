@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { DatabaseSync } from "node:sqlite";
 import { makeFixedOutputPath } from "../../lib/hashing/mod.ts";
 import { hashPath } from "../../lib/store/nar_fs.ts";
+import { lockPaths } from "../../lib/store/locks.ts";
 import { KilnStore } from "../_kiln.ts";
 import { nixAvailable, NixSandbox } from "../_nix.ts";
 
@@ -222,14 +223,19 @@ Deno.test("kiln store add after a kill -9 mid-way registers nothing, then succee
     const big = join(kiln.root, "big");
     Deno.mkdirSync(big);
     const chunk = new Uint8Array(1 << 20).map((_, i) => i * 7);
-    for (let i = 0; i < 64; i++) Deno.writeFileSync(join(big, `f${i}`), chunk.map((b) => b ^ i));
+    for (let i = 0; i < 8; i++) Deno.writeFileSync(join(big, `f${i}`), chunk.map((b) => b ^ i));
     const expected = makeFixedOutputPath("/nix/store", {
       method: "nar",
       hash: hashPath(big).hash,
       name: "big",
     });
     const storeDir = kiln.physical("/nix/store");
+    Deno.mkdirSync(storeDir, { recursive: true });
 
+    // Holding the path's lock keeps kiln from registering it: the kill comes while it copies
+    // into its temporary or waits for the lock, whatever the machine's speed.
+    const lock = await lockPaths(join(kiln.env.KILN_STATE_DIR, "locks"), [expected]);
+    using watcher = Deno.watchFs(storeDir, { recursive: false });
     const main = new URL("../../main.ts", import.meta.url).pathname;
     const proc = new Deno.Command(Deno.execPath(), {
       args: ["run", "--allow-all", "--quiet", main, "store", "add", big],
@@ -237,16 +243,18 @@ Deno.test("kiln store add after a kill -9 mid-way registers nothing, then succee
       stdout: "null",
       stderr: "null",
     }).spawn();
-    while (!hasTemp(storeDir)) {
-      await new Promise((r) => setTimeout(r, 2)); // e2e: wait for the copy to start
-    }
+    const tempMade = (async () => {
+      for await (const event of watcher) {
+        if (event.kind === "create" && event.paths.some((p) => p.includes("/.kiln-tmp-"))) return;
+      }
+    })();
+    const first = await Promise.race([tempMade.then(() => "temp"), proc.status]);
+    assertEquals(first, "temp", "kiln made its temporary before it ended");
     proc.kill("SIGKILL");
-    const status = await proc.status;
-    if (status.signal === "SIGKILL") {
-      assert(hasTemp(storeDir), "the half-written copy is still there");
-      const r = await kiln.run(["store", "path-info", expected]);
-      assertEquals(r.code, 1, "nothing registered");
-    }
+    assertEquals((await proc.status).signal, "SIGKILL");
+    assert(hasTemp(storeDir), "the half-written copy is still there");
+    assertEquals((await kiln.run(["store", "path-info", expected])).code, 1, "nothing registered");
+    lock.unlock();
     assertEquals(lines(await kiln.ok(["store", "add", big])), [expected]);
     assertEquals([...Deno.readDirSync(storeDir)].map((e) => e.name), [
       expected.slice("/nix/store/".length),

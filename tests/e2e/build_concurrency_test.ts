@@ -1,5 +1,6 @@
 import { probeSandbox, type SandboxBackend } from "../../lib/sandbox/mod.ts";
-import { assert, assertEquals } from "../_assert.ts";
+import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
+import { lockWaiters, makeFifo, openFifo, readUntil, waitFor } from "../_process.ts";
 import { addAll, HOST_SANDBOX_PATHS, type TestDrv, withStore } from "./_drv.ts";
 
 const works = new Map<SandboxBackend, boolean>();
@@ -7,15 +8,6 @@ for (const backend of ["bwrap", "namespaces"] as const) {
   works.set(backend, (await probeSandbox({ backend })).ok);
 }
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
-
-/** Polls `check` every 20 ms for up to 10 s (end-to-end: real processes take real time). */
-async function waitFor(what: string, check: () => boolean): Promise<void> {
-  for (let i = 0; i < 500; i++) {
-    if (check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  throw new Error(`Timed out waiting for ${what}`);
-}
 
 /** Processes whose command line mentions `marker`, and their descendants: pid -> name. */
 function processesOf(marker: string): Map<number, string> {
@@ -49,21 +41,28 @@ function processesOf(marker: string): Map<number, string> {
 Deno.test("two kiln processes building overlapping graphs build each derivation once", () =>
   withStore(async (store, set) => {
     const log = `${store.root}/builds.log`;
-    const step = (name: string, inputs = [] as TestDrv[]) =>
-      set.add({
-        name,
-        inputs,
-        script: `echo ${name} >> ${log}; /bin/sleep 0.1; echo ${name} > $out`,
-      });
-    const s1 = step("s1");
+    // s1's builder waits for a line on `gate`: the test sends it once the other kiln process
+    // waits for s1's lock, so that both overlap there on any machine.
+    const gate = `${store.root}/gate`;
+    makeFifo(gate);
+    const step = (name: string, inputs = [] as TestDrv[], wait = "") =>
+      set.add({ name, inputs, script: `echo ${name} >> ${log}; ${wait}echo ${name} > $out` });
+    const s1 = step("s1", [], `read x < ${gate}; `);
     const s2 = step("s2", [s1]);
     const x = step("x", [s2, step("x1")]);
     const y = step("y", [s2, step("y1")]);
     await addAll(store, set);
-    const [rx, ry] = await Promise.all([
+    const runs = Promise.all([
       store.run(["build", "--no-sandbox", x.path]),
       store.run(["build", "--no-sandbox", y.path]),
     ]);
+    const opened = await openFifo(gate, "write", runs);
+    await waitFor("one kiln to wait for the other's lock", () => {
+      return lockWaiters(`${store.env.KILN_STATE_DIR}/locks`) > 0;
+    });
+    await opened.write(new TextEncoder().encode("go\n"));
+    opened.close();
+    const [rx, ry] = await runs;
     assertEquals([rx.code, ry.code], [0, 0], rx.stderr + ry.stderr);
     assertEquals(rx.stdout, `${x.outputs.out}\n`);
     assertEquals(ry.stdout, `${y.outputs.out}\n`);
@@ -92,10 +91,13 @@ for (
         Deno.chmodSync(dir, 0o777);
         // Unsandboxed the builder sees `dir`; sandboxed it is mapped in as a sandbox path.
         const flag = `${dir}/finish`;
+        // The builder and its child hold `alive` open for writing: its EOF says both are gone.
+        const alive = `${dir}/alive`;
+        makeFifo(alive);
         const a = set.add({
           name: "slow",
           script: `if [ -e ${flag} ]; then echo done > $out; exit 0; fi; ` +
-            `echo partial > $out; /bin/sleep 60 & wait`,
+            `echo partial > $out; exec 3>${alive}; /bin/sleep 3600 & echo started; wait`,
         });
         await addAll(store, set);
         const mode = sandbox
@@ -103,21 +105,29 @@ for (
           : ["--no-sandbox"];
         if (sandbox) mode.push("--option", "sandbox-backend", sandbox);
         const child = new Deno.Command(Deno.execPath(), {
-          args: ["run", "--allow-all", "--quiet", MAIN, "build", ...mode, a.path],
+          args: ["run", "--allow-all", "--quiet", MAIN, "build", "-L", ...mode, a.path],
           env: store.env,
-          stdout: "piped",
+          stdout: "null",
           stderr: "piped",
         }).spawn();
-        await waitFor("the builder to start", () => {
-          return [...processesOf(flag).values()].includes("sleep");
-        });
+        const builder = (await openFifo(alive, "read", child.status)).readable.getReader();
+        // kiln shows the builder's line (-L) once it supervises the builder, which it has listed
+        // for its watchdog by then: the kill comes after that.
+        const stderr = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+        let shown = await readUntil(stderr, "started\n");
+        assertStringIncludes(shown, "started\n");
         child.kill(signal);
-        const out = await child.output();
-        assert(out.code !== 0);
-        if (signal !== "SIGKILL") {
-          assertEquals(out.code, 1, new TextDecoder().decode(out.stderr));
-        }
-        await waitFor("the builder to die", () => processesOf(flag).size === 0);
+        for (let r = await stderr.read(); !r.done; r = await stderr.read()) shown += r.value;
+        const { code } = await child.status;
+        assert(code !== 0);
+        if (signal !== "SIGKILL") assertEquals(code, 1, shown);
+        // EOF once every process holding the pipe has exited (the sleep would hold it an hour).
+        const limit = AbortSignal.timeout(30_000);
+        const outlived = new Promise((resolve) => limit.onabort = resolve);
+        const end = await Promise.race([builder.read(), outlived]);
+        assertEquals(end, { value: undefined, done: true }, "the builder is gone");
+        // What is not the builder itself (bwrap's processes) may still be on its way out.
+        await waitFor("the builder's processes to be gone", () => processesOf(flag).size === 0);
         assertEquals((await store.run(["store", "path-info", a.outputs.out])).code, 1);
         Deno.writeTextFileSync(flag, "");
         const r = await store.run(["build", ...mode, a.path]);

@@ -13,6 +13,7 @@ import { LocalStore } from "../../lib/store/mod.ts";
 import { BinaryCache, parsePublicKey, Substituter } from "../../lib/substituter/mod.ts";
 import { KilnStore } from "../_kiln.ts";
 import { nixAvailable, NixSandbox } from "../_nix.ts";
+import { readUntil } from "../_process.ts";
 
 const MAIN = new URL("../../main.ts", import.meta.url).pathname;
 /** Derivations in the chain; each output also refers to a `builtins.toFile` source. */
@@ -261,12 +262,7 @@ Deno.test({
           stderr: "piped",
         }).spawn();
         const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
-        let text = "";
-        while (!text.includes("\n")) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          text += value;
-        }
+        const text = await readUntil(reader, "\n");
         const drain = (async () => {
           while (!(await reader.read()).done) {
             // keep the pipe from filling up

@@ -20,7 +20,7 @@ export async function readLines(
   return text.split("\n").slice(0, count);
 }
 
-/** Whether a process exists and is not a zombie. */
+/** Whether a process exists and is not a zombie (exited, not yet reaped). */
 export function isRunning(pid: number): boolean {
   try {
     const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
@@ -30,12 +30,37 @@ export function isRunning(pid: number): boolean {
   }
 }
 
-/** Waits (up to 2 s, polling) until none of `pids` runs; returns those still running. */
+const libc = Deno.dlopen("libc.so.6", {
+  syscall: { parameters: ["i64", "i64", "i64"], result: "i64" },
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  close: { parameters: ["i32"], result: "i32" },
+});
+const SYS_PIDFD_OPEN = 434; // the same number on every architecture
+const POLLIN = 1;
+
+/**
+ * Waits until none of `pids` runs, on each one's pidfd (readable once the process has exited);
+ * returns those still running after 30 s, a limit no loaded machine comes near.
+ */
 export async function waitUntilGone(pids: number[]): Promise<number[]> {
-  const deadline = Date.now() + 2000;
-  while (Date.now() < deadline) {
-    if (!pids.some(isRunning)) return [];
-    await new Promise((r) => setTimeout(r, 20));
+  const limit = Date.now() + 30_000;
+  const left: number[] = [];
+  for (const pid of pids) {
+    const fd = Number(libc.symbols.syscall(BigInt(SYS_PIDFD_OPEN), BigInt(pid), 0n));
+    if (fd < 0) continue; // no such process (ESRCH): gone and reaped
+    try {
+      // struct pollfd: int fd, short events, short revents
+      const pollfd = new Uint8Array(8);
+      new DataView(pollfd.buffer).setInt32(0, fd, true);
+      new DataView(pollfd.buffer).setInt16(4, POLLIN, true);
+      let ready = -1; // -1: interrupted (EINTR), poll again
+      while (ready < 0 && Date.now() < limit) {
+        ready = await libc.symbols.poll(pollfd, 1n, Math.max(0, limit - Date.now()));
+      }
+      if (ready !== 1) left.push(pid);
+    } finally {
+      libc.symbols.close(fd);
+    }
   }
-  return pids.filter(isRunning);
+  return left;
 }

@@ -1,5 +1,7 @@
 import { runBuilder, spawnBuilder, spawnHelper } from "../../lib/sandbox/mod.ts";
-import { assert, assertEquals, assertRejects } from "../_assert.ts";
+import { assert, assertEquals, assertMatch, assertRejects } from "../_assert.ts";
+import { makeFifo, openFifo } from "../_process.ts";
+import { FakeClock, timersFrom } from "./_clock.ts";
 import { isRunning, readLines, readText, waitUntilGone } from "./_process.ts";
 
 const LAUNCHERS = ["libc", "wrapper"] as const;
@@ -89,16 +91,18 @@ for (const launcher of LAUNCHERS) {
   });
 
   Deno.test(`kill() leaves no grandchild running, in or out of the process group${suffix}`, async () => {
-    const script = "sleep 1000 & echo $!; setsid sleep 1000 & echo $!; " +
-      "(trap '' TERM HUP; exec sleep 1000) & echo $!; wait";
+    // Each child prints its pid once it is what the test is about (in its own session, or deaf
+    // to TERM and HUP), then becomes a sleep: the kill below finds all three so.
+    const child = "sh -c 'echo $$; exec sleep 1000'";
+    const script = `${child} & setsid ${child} & (trap '' TERM HUP; exec ${child}) & wait`;
     await using handle = await spawnBuilder(sh(script, { PATH: "/usr/bin:/bin" }));
     const reader = handle.output.getReader();
     const pids = (await readLines(reader, 3)).map(Number);
-    assert(pids.every(isRunning), "the sleeps run before the kill");
+    assert(pids.every(isRunning), "the children run before the kill");
     await handle.kill();
     assertEquals(await handle.status, { code: null, signal: "SIGKILL" });
+    assertEquals((await reader.read()).done, true, "no child holds the output pipe");
     assertEquals(await waitUntilGone(pids), []);
-    assertEquals((await reader.read()).done, true);
   });
 
   Deno.test(`spawnBuilder() kills what the builder left behind when it exits${suffix}`, async () => {
@@ -145,10 +149,14 @@ for (const launcher of LAUNCHERS) {
   });
 
   Deno.test(`runBuilder() stops a builder at its timeout${suffix}`, async () => {
+    // The clock starts once "start" is read, so that the kill comes after it on any machine.
+    const started = Promise.withResolvers<void>();
     const result = await runBuilder({
-      ...sh("echo start; exec sleep 10"),
+      ...sh("echo start; exec sleep 1000"),
       logLines: 10,
       timeout: 0.3,
+      onLine: () => started.resolve(),
+      timers: timersFrom(started.promise),
     });
     assertEquals(result.outcome, { kind: "timed-out" });
     assertEquals(result.tail, ["start"]);
@@ -156,18 +164,36 @@ for (const launcher of LAUNCHERS) {
 
   Deno.test(`runBuilder() stops a silent builder, not a chatty one${suffix}`, async () => {
     const silent = await runBuilder({
-      ...sh("echo start; exec sleep 10"),
+      ...sh("echo start; exec sleep 1000"),
       logLines: 10,
       maxSilentTime: 0.3,
-      timeout: 5,
+      timeout: 3600,
     });
     assertEquals(silent.outcome, { kind: "silent-timeout" });
-    const chatty = await runBuilder({
-      ...sh("for i in 1 2 3 4 5 6; do echo $i; sleep 0.1; done", { PATH: "/usr/bin:/bin" }),
-      logLines: 10,
-      maxSilentTime: 0.4,
-    });
-    assertEquals(chatty.outcome, { kind: "exited", code: 0 });
+    // The chatty builder prints a line each time the test answers through a pipe; the test moves
+    // a hand-driven clock 300 ms per line: 1.8 s in all, never 400 ms without output.
+    const dir = Deno.makeTempDirSync();
+    try {
+      const fifo = `${dir}/fifo`;
+      makeFifo(fifo);
+      const clock = new FakeClock();
+      const chatty = runBuilder({
+        ...sh(`exec 3<${fifo}; for i in 1 2 3 4 5 6; do echo $i; read x <&3; done`),
+        logLines: 10,
+        maxSilentTime: 0.4,
+        timers: clock,
+        onLine: () => {
+          clock.advance(300);
+          void answer.then((w) => w.write(new TextEncoder().encode("\n")));
+        },
+      });
+      const answer = openFifo(fifo, "write", chatty);
+      assertEquals((await chatty).outcome, { kind: "exited", code: 0 });
+      assertEquals(clock.now, 1800);
+      (await answer).close();
+    } finally {
+      Deno.removeSync(dir, { recursive: true });
+    }
   });
 
   Deno.test(`runBuilder() stops a builder past the log size limit${suffix}`, async () => {
@@ -203,15 +229,34 @@ for (const launcher of LAUNCHERS) {
 Deno.test("spawnHelper() gives the helper a stdin that closeInput() ends", async () => {
   const dir = Deno.makeTempDirSync();
   try {
+    makeFifo(`${dir}/stdin`);
     const helper = await spawnHelper([
       "/bin/sh",
       "-c",
-      `cat > /dev/null; echo "stdin ended, env: $(env | wc -l)" > ${dir}/out`,
+      `readlink /proc/$$/fd/0 > ${dir}/stdin; cat > /dev/null; ` +
+      `echo "stdin ended, env: $(env | wc -l)" > ${dir}/out`,
     ]);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    assertEquals(Deno.readDirSync(dir).toArray(), [], "the helper waits for its input to end");
+    // Its stdin is a pipe whose other end only this process holds: cat waits until it closes.
+    const stdin = await openFifo(`${dir}/stdin`, "read", helper.status);
+    const pipe = (await readText(stdin.readable)).trim();
+    assertMatch(pipe, /^pipe:\[\d+\]$/);
+    const ours = () =>
+      [...Deno.readDirSync("/proc/self/fd")].filter((e) => {
+        try {
+          return Deno.readLinkSync(`/proc/self/fd/${e.name}`) === pipe;
+        } catch {
+          return false; // the fd of the listing itself
+        }
+      }).length;
+    assertEquals(ours(), 1, "this process holds the write end");
+    assertEquals(
+      [...Deno.readDirSync(dir)].map((e) => e.name),
+      ["stdin"],
+      "the helper waits for its input to end",
+    );
     helper.closeInput();
     await helper.status;
+    assertEquals(ours(), 0);
     // Only what sh itself sets (PWD, SHLVL, _ or OLDPWD): nothing of kiln's environment.
     const [, count] = Deno.readTextFileSync(`${dir}/out`).match(/env: (\d+)/)!;
     assert(Number(count) <= 4, `environment of ${count} variables`);

@@ -6,40 +6,9 @@ import {
   type BuilderStatus,
   superviseBuilder,
   type SuperviseOptions,
-  type Timers,
 } from "../../lib/sandbox/mod.ts";
 import { assertEquals, assertRejects } from "../_assert.ts";
-
-class FakeClock implements Timers {
-  now = 0;
-  #next = 1;
-  readonly #pending = new Map<number, { at: number; callback: () => void }>();
-
-  setTimeout(callback: () => void, ms: number): unknown {
-    const id = this.#next++;
-    this.#pending.set(id, { at: this.now + ms, callback });
-    return id;
-  }
-
-  clearTimeout(id: unknown): void {
-    this.#pending.delete(id as number);
-  }
-
-  /** Moves time forward, firing due timers in order. */
-  advance(ms: number): void {
-    const end = this.now + ms;
-    for (;;) {
-      const due = [...this.#pending].filter(([, t]) =>
-        t.at <= end
-      ).sort(([, a], [, b]) => a.at - b.at)[0];
-      if (!due) break;
-      this.#pending.delete(due[0]);
-      this.now = due[1].at;
-      due[1].callback();
-    }
-    this.now = end;
-  }
-}
+import { FakeClock } from "./_clock.ts";
 
 class FakeBuilder {
   #output!: ReadableStreamDefaultController<Uint8Array>;

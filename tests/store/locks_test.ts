@@ -1,4 +1,5 @@
 import { assertEquals } from "../_assert.ts";
+import { lockWaiters, waitFor } from "../_process.ts";
 import { join } from "node:path";
 import { type LockKind, lockPaths } from "../../lib/store/locks.ts";
 
@@ -30,7 +31,7 @@ for (const kind of ["ranges", "files"] satisfies LockKind[]) {
       });
       const other = await lockPaths(dir, [B], kind); // another path is free meanwhile
       other.unlock();
-      await letOthersRun();
+      await waitFor("the second locker to wait", () => lockWaiters(dir) === 1);
       events.push("first unlocks");
       first.unlock();
       (await second).unlock();
@@ -71,21 +72,28 @@ Deno.test("lockPaths() leaves no file per path behind", async () => {
 Deno.test("lockPaths() (ranges) excludes another process holding the same path", async () => {
   await withLockDir(async (dir) => {
     const url = new URL("../../lib/store/locks.ts", import.meta.url).href;
+    // The other process holds the lock until its stdin ends.
     const script = `import { lockPaths } from "${url}";
       const locks = await lockPaths(${JSON.stringify(dir)}, [${JSON.stringify(A)}], "ranges");
-      console.log("locked"); await new Promise((r) => setTimeout(r, 300)); locks.unlock();`;
+      console.log("locked"); for await (const _ of Deno.stdin.readable); locks.unlock();`;
     const child = new Deno.Command(Deno.execPath(), {
       args: ["eval", script],
+      stdin: "piped",
       stdout: "piped",
     }).spawn();
     const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
     assertEquals((await reader.read()).value?.trim(), "locked");
-    const start = performance.now();
-    const mine = await lockPaths(dir, [A], "ranges");
-    const waited = performance.now() - start;
-    mine.unlock();
+    const events: string[] = [];
+    const mine = lockPaths(dir, [A], "ranges").then((locks) => {
+      events.push("mine locked");
+      return locks;
+    });
+    await waitFor("this process to wait for the other's lock", () => lockWaiters(dir) === 1);
+    events.push("other unlocks");
+    await child.stdin.close();
+    (await mine).unlock();
     await reader.cancel();
-    await child.status;
-    assertEquals(waited > 150, true, `waited only ${waited} ms for the other process`);
+    assertEquals((await child.status).code, 0);
+    assertEquals(events, ["other unlocks", "mine locked"]);
   });
 });

@@ -24,7 +24,7 @@ import { LOG_FILE_EXTENSION } from "../sandbox/mod.ts";
 import { pathExists, type PathInfo, removeTree } from "../store/mod.ts";
 import type { BuildOutcome, FailureOutcome } from "./build_result.ts";
 import type { BuildPlan, PlannedDerivation } from "./plan.ts";
-import type { BuildFunction, BuildHooks } from "./worker.ts";
+import type { BuildFunction, BuildHooks } from "./goal_function.ts";
 import {
   outputLocation,
   type PreparedRound,

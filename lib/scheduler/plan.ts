@@ -16,7 +16,7 @@ import {
 } from "../derivation/mod.ts";
 import { parseStorePath } from "../hashing/mod.ts";
 import { hashPath, type LocalStore } from "../store/mod.ts";
-import type { GoalNode } from "./worker.ts";
+import type { GoalNode } from "./_graph.ts";
 
 /** One requested derivation: `outputs` undefined means all of them (`^*`, or no `^`). */
 export interface BuildTarget {

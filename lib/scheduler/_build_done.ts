@@ -207,14 +207,17 @@ function replacePath(from: string, to: string, context: DerivationGoalContext): 
   removeTree(old);
 }
 
+/** The record of a built output: ultimate (built here), unsigned. */
 function pathInfo(deriver: string, scanned: ScannedOutput): PathInfo {
+  const { path, narHash, narSize, references } = scanned;
+  const registrationTime = Math.floor(Date.now() / 1000);
   return {
-    path: scanned.path,
-    narHash: scanned.narHash,
-    narSize: scanned.narSize,
-    references: scanned.references,
+    path,
+    narHash,
+    narSize,
+    references,
     deriver,
-    registrationTime: Math.floor(Date.now() / 1000),
+    registrationTime,
     signatures: [],
     ultimate: true,
   };

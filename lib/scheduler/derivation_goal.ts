@@ -1,8 +1,11 @@
 /**
  * Building one derivation, as Nix 2.8's `DerivationGoal` / `LocalDerivationGoal` do once the
- * inputs are there: take the output locks, re-check validity (another process may have built it),
- * clear stale files, run the builder (`rounds` times, or once more for `--check`), examine the
- * outputs and register them in one transaction, deriver = the `.drv`, ultimate.
+ * inputs are there, in phases named after Nix's states, each taking the attempt (a `BuildAttempt`,
+ * which owns the directories) to the next phase or to the outcome: under the output locks
+ * `tryToBuild` re-checks validity (another process may have built it), `tryLocalBuild` clears
+ * stale files and waits for the inputs where it must, `startBuilder` runs the builder (`rounds`
+ * times, or once more for `--check`), `buildDone` examines the outputs, and `registerOutputs`
+ * registers them in one transaction, deriver = the `.drv`, ultimate.
  *
  * An unsandboxed build with one round lets its dependents start once its outputs are final on
  * disk (canonicalised), before they are hashed, checked and registered (see `BuildHooks`); such a

@@ -12,7 +12,8 @@
  * `dependenciesRegistered` when it may register its own outputs; if the dependency then fails,
  * the dependent is aborted and counts as failed by its dependency, as if it had never started:
  * its `started` event comes only once the dependency has succeeded. Its result is held back until
- * the dependency has settled, so results keep Nix's order.
+ * the dependency has settled, so results keep Nix's order. `EarlyStart` (_early_start.ts) keeps
+ * all of this state.
  *
  * Failure policy (Nix 2.8): without keep-going, the first failure fails its dependents with
  * `N dependencies of derivation '<drv>' failed to build`, aborts the goals still running (Nix

@@ -73,6 +73,18 @@ Deno.test("checkOutputs() reports outputs referring to each other as Nix does", 
     );
   }));
 
+Deno.test("checkOutputs() returns a rejection for a bad specifier or outputChecks entry", () =>
+  withStore((store) => {
+    const outputs = new Map([["out", scanned(OUT, [])], ["dev", scanned(DEV, [])]]);
+    assertEquals(checkOutputs(DRV, drv({ allowedReferences: "lib" }), outputs, store), {
+      rejected: "derivation contains an illegal reference specifier 'lib'",
+    });
+    const json = JSON.stringify({ outputChecks: { dev: { allowedReferences: "out" } } });
+    assertEquals(checkOutputs(DRV, drv({ __json: json }), outputs, store), {
+      rejected: "Attribute 'outputChecks.dev.allowedReferences' must be a list of strings",
+    });
+  }));
+
 Deno.test("builderFailure() words exit codes, signals and timeouts as Nix 2.8", () => {
   const context = {
     drvPath: DRV,

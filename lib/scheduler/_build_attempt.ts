@@ -67,22 +67,20 @@ export function needsInputsFirst(planned: PlannedDerivation): boolean {
   return planned.drv.env.has("exportReferencesGraph") || planned.drv.env.has("__json");
 }
 
-/** An attempt, taken under the output locks: it starts from the outputs' validity then. */
+/** An attempt, made under the output locks. */
 export class BuildAttempt implements AsyncDisposable {
   readonly planned: PlannedDerivation;
   readonly signal: AbortSignal;
   readonly hooks: BuildHooks;
   readonly context: RunState;
-  /** Names of the outputs valid (and not corrupt) when the attempt began. */
+  /** Names of the outputs valid (and not corrupt) under the locks (filled by `tryToBuild`). */
   readonly validNow = new Set<string>();
-  /** Output paths not valid then: whatever is there is stale. */
+  /** Output paths not valid then: whatever is there is stale (filled by `tryToBuild`). */
   readonly invalid: string[] = [];
   readonly sandboxed: boolean;
   readonly fixedOutput: boolean;
   /** How often the builder runs: once for `--check`, else `rounds`. */
   readonly rounds: number;
-  /** Outputs examined: with `--check` all of them, else those to register. */
-  readonly examined: string[];
   /** Dependents may start once the outputs are in place for good (see `BuildHooks`). */
   readonly releasesEarly: boolean;
   /** The inputs, once registered; undefined when one of them failed (set by `tryLocalBuild`). */
@@ -113,18 +111,18 @@ export class BuildAttempt implements AsyncDisposable {
     this.hooks = options.hooks;
     this.context = options.context;
     this.#prepared = options.prepared;
-    const { store, settings } = this.context;
-    for (const [name, path] of planned.outputPaths) {
-      if (!store.isValidPath(path)) this.invalid.push(path);
-      else if (!planned.corrupt.has(name)) this.validNow.add(name);
-    }
+    const { settings } = this.context;
     const { sandboxed, fixedOutput } = buildMode(planned, settings);
     this.sandboxed = sandboxed;
     this.fixedOutput = fixedOutput;
     this.rounds = planned.check ? 1 : Math.max(1, settings.rounds);
-    this.examined = [...planned.outputPaths.keys()]
-      .filter((o) => planned.check || !this.validNow.has(o));
     this.releasesEarly = !sandboxed && this.rounds === 1 && !planned.check;
+  }
+
+  /** Outputs examined: with `--check` all of them, else those to register. */
+  examined(): string[] {
+    const { planned, validNow } = this;
+    return [...planned.outputPaths.keys()].filter((o) => planned.check || !validNow.has(o));
   }
 
   /** Output name -> store path of the wanted outputs. */

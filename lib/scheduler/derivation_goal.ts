@@ -140,7 +140,11 @@ async function runPhases(attempt: BuildAttempt): Promise<BuildOutcome> {
 
 /** Under the output locks: the outputs may have become valid meanwhile (another process). */
 function tryToBuild(attempt: BuildAttempt): Step {
-  const { planned, validNow } = attempt;
+  const { planned, validNow, context } = attempt;
+  for (const [name, path] of planned.outputPaths) {
+    if (!context.store.isValidPath(path)) attempt.invalid.push(path);
+    else if (!planned.corrupt.has(name)) validNow.add(name);
+  }
   if (!planned.check && [...planned.wanted].every((o) => validNow.has(o))) {
     return { status: "already-valid", outputs: attempt.wantedOutputs() };
   }
@@ -232,7 +236,7 @@ async function buildDone(attempt: BuildAttempt): Promise<Step> {
   }
   const { candidates } = (await attempt.inputs) ?? {};
   if (candidates === undefined) return cancelled(attempt);
-  const locations = outputLocations(planned, round, attempt.examined, context);
+  const locations = outputLocations(planned, round, attempt.examined(), context);
   if ("rejected" in locations) return failure("output-rejected", locations.rejected);
   // The dependents just started reach their builders first; this build's checks then overlap
   // with them.

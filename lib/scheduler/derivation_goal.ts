@@ -134,7 +134,10 @@ type Phase = (attempt: BuildAttempt) => Step | Promise<Step>;
 /** Runs the phases of `attempt` from `tryToBuild` until one of them returns its outcome. */
 async function runPhases(attempt: BuildAttempt): Promise<BuildOutcome> {
   let step: Step = tryToBuild;
-  while (typeof step === "function") step = await step(attempt);
+  while (typeof step === "function") {
+    const next: Step | Promise<Step> = step(attempt);
+    step = next instanceof Promise ? await next : next; // no detour through the microtasks
+  }
   return step;
 }
 

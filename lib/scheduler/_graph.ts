@@ -5,7 +5,6 @@
  */
 
 import type { BuildResult, GoalKind } from "./build_result.ts";
-import type { Settled } from "./_outcome.ts";
 
 /** One key of the caller's graph. */
 export interface GoalNode {
@@ -44,20 +43,6 @@ export interface Goal {
   /** Dependencies that failed. */
   failedDependencies: number;
   state: GoalState;
-  /** Its outputs are on disk and its dependents were let start; it is registering them. */
-  early: boolean;
-  /** Dependents this goal let start early: its last dependency for each of them. */
-  startedEarly?: Goal[];
-  /** The dependency that let this goal start early and has not settled yet. */
-  earlyDependency?: Goal;
-  /** Settles once `earlyDependency` has: true when it succeeded. */
-  dependencyOutcome?: PromiseWithResolvers<boolean>;
-  /** Resolved once the goal, started early, is underway (see `BuildHooks.underway`). */
-  underway?: PromiseWithResolvers<void>;
-  /** How the goal's function settled, held back until `earlyDependency` has settled. */
-  heldBack?: Settled;
-  /** Started early by a dependency that then failed: it counts as a dependency failure. */
-  doomed: boolean;
   controller?: AbortController;
   startTime: number;
   result?: BuildResult;
@@ -102,8 +87,6 @@ export function planGoals(graph: GoalGraph, targets: readonly string[]): Goal[] 
       pending: 0,
       failedDependencies: 0,
       state: "waiting",
-      early: false,
-      doomed: false,
       startTime: 0,
       mark: -1,
     };

@@ -13,7 +13,7 @@ import {
   type SubstituteOutcome,
 } from "./build_result.ts";
 import type { Goal } from "./_graph.ts";
-import type { BuildHooks } from "./worker.ts";
+import type { BuildHooks } from "./goal_function.ts";
 
 /** How a goal function's promise settled. */
 export type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };

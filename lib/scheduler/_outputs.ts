@@ -2,7 +2,8 @@
  * What a finished build produced, as Nix 2.8's `registerOutputs` examines it: each output is
  * canonicalised, then hashed and scanned for references in one walk over its NAR; fixed outputs are
  * checked against their declared hash; `allowedReferences` and friends (env or structured
- * `outputChecks`) are enforced. Failures are messages in Nix's words, not exceptions.
+ * `outputChecks`) are enforced. A rejection is a value, `{ rejected }` with Nix's words, never an
+ * exception.
  */
 
 import { type Derivation, type DerivationOutput, structuredAttrs } from "../derivation/mod.ts";
@@ -14,6 +15,12 @@ import {
   storePathHashPart,
 } from "../hashing/mod.ts";
 import { hashFile, hashPath, type LocalStore, lutimes } from "../store/mod.ts";
+import { unreachable } from "./_unreachable.ts";
+
+/** Why the outputs cannot be registered, in Nix's words. */
+export interface Rejected {
+  rejected: string;
+}
 
 /** One output after the build: its NAR hash and size and the store paths it refers to. */
 export interface ScannedOutput {
@@ -38,8 +45,8 @@ export function referenceCandidates(
 
 /**
  * The NAR hash, size and references among `candidates` of the tree at `location` (the output
- * `path` as built, canonicalised); for a fixed output also its content hash. Throws a TypeError
- * for a flat fixed output that is not a plain file.
+ * `path` as built, canonicalised); for a fixed output also its content hash. Rejects a flat fixed
+ * output that is not a plain file.
  */
 export function scanOutput(
   location: string,
@@ -48,7 +55,7 @@ export function scanOutput(
     candidates: ReadonlyMap<string, string>;
     fixed?: DerivationOutput & { kind: "fixed" };
   },
-): ScannedOutput {
+): ScannedOutput | Rejected {
   const scanner = new ReferenceScanner(options.candidates);
   const fixed = options.fixed;
   let extra: Hasher | undefined;
@@ -68,43 +75,55 @@ export function scanOutput(
     case "nar":
       scanned.contentHash = extra?.digest() ?? nar.hash;
       return scanned;
-    case "flat":
-      scanned.contentHash = hashFlatFile(location, path, fixed.hash.algorithm);
+    case "flat": {
+      const hash = hashFlatFile(location, path, fixed.hash.algorithm);
+      if ("rejected" in hash) return hash;
+      scanned.contentHash = hash;
       return scanned;
+    }
     case "text":
-      throw new TypeError(`Output '${path}' uses text hashing, which fixed outputs cannot use`);
+      return { rejected: `Output '${path}' uses text hashing, which fixed outputs cannot use` };
     default:
-      throw new TypeError(`Internal error: unknown method ${String(fixed.method satisfies never)}`);
+      return unreachable(fixed.method);
   }
 }
 
 /**
  * Nix's `canonicalisePathMetaData`: files 0444 (0555 when executable by their owner),
  * directories 0555, everything mtime 1; setuid, setgid and sticky bits go with the old mode.
- * Throws a TypeError for a FIFO, socket or device, which a store path cannot hold.
+ * Rejects a FIFO, socket or device, which a store path cannot hold.
  */
-export function canonicaliseTree(path: string): void {
+export function canonicaliseTree(path: string): Rejected | undefined {
   const info = Deno.lstatSync(path);
   if (info.isSymlink) {
     lutimes(path, 1, 1);
-    return;
+    return undefined;
   }
   if (info.isDirectory) {
-    for (const entry of Deno.readDirSync(path)) canonicaliseTree(`${path}/${entry.name}`);
+    for (const entry of Deno.readDirSync(path)) {
+      const rejected = canonicaliseTree(`${path}/${entry.name}`);
+      if (rejected !== undefined) return rejected;
+    }
   } else if (!info.isFile) {
-    throw new TypeError(`file '${path}' has an unsupported type`);
+    return { rejected: `file '${path}' has an unsupported type` };
   }
   const mode = info.isDirectory || (info.mode! & 0o100) !== 0 ? 0o555 : 0o444;
   if ((info.mode! & 0o7777) !== mode) Deno.chmodSync(path, mode);
   Deno.utimeSync(path, 1, 1);
+  return undefined;
 }
 
-function hashFlatFile(location: string, path: string, algorithm: Hash["algorithm"]): Hash {
+function hashFlatFile(
+  location: string,
+  path: string,
+  algorithm: Hash["algorithm"],
+): Hash | Rejected {
   const info = Deno.lstatSync(location);
   if (!info.isFile || (info.mode! & 0o100) !== 0) {
-    throw new TypeError(
-      `output path '${path}' should be a non-executable regular file since recursive hashing is not enabled (outputHashMode=flat)`,
-    );
+    return {
+      rejected:
+        `output path '${path}' should be a non-executable regular file since recursive hashing is not enabled (outputHashMode=flat)`,
+    };
   }
   return hashFile(location, algorithm);
 }
@@ -141,7 +160,7 @@ const LIST_CHECKS = [
 
 /**
  * Applies the derivation's output checks to its freshly built `outputs` (by output name); returns
- * Nix's message for the first violation, or undefined. Closures of references outside the build
+ * the first violation, or undefined. Closures of references outside the build
  * come from `store`.
  */
 export function checkOutputs(
@@ -149,7 +168,7 @@ export function checkOutputs(
   drv: Derivation,
   outputs: ReadonlyMap<string, ScannedOutput>,
   store: LocalStore,
-): string | undefined {
+): Rejected | undefined {
   const byPath = new Map([...outputs.values()].map((o) => [o.path, o]));
   const closureOf = (path: string): Set<string> => {
     const seen = new Set<string>([path]);
@@ -166,22 +185,18 @@ export function checkOutputs(
     for (const p of outside.length > 0 ? store.computeClosure(outside) : []) seen.add(p);
     return seen;
   };
-  const resolve = (item: string): string => {
-    if (item.startsWith(store.storeDir + "/")) return item;
-    const output = drv.outputs.get(item);
-    if (output !== undefined && (output.kind === "inputAddressed" || output.kind === "fixed")) {
-      return output.path;
-    }
-    throw new TypeError(`derivation contains an illegal reference specifier '${item}'`);
-  };
   const cycle = outputCycle(drvPath, outputs, byPath);
   if (cycle !== undefined) return cycle;
   const structured = structuredOutputChecks(drv);
   for (const [name, output] of outputs) {
     const checks = structured ? structured(name) : envOutputChecks(drv);
     if (checks === undefined) continue;
+    if ("rejected" in checks) return checks;
     if (checks.maxSize !== undefined && output.narSize > checks.maxSize) {
-      return `path '${output.path}' is too large at ${output.narSize} bytes; limit is ${checks.maxSize} bytes`;
+      return {
+        rejected:
+          `path '${output.path}' is too large at ${output.narSize} bytes; limit is ${checks.maxSize} bytes`,
+      };
     }
     let closure: Set<string> | undefined;
     if (checks.maxClosureSize !== undefined) {
@@ -189,25 +204,47 @@ export function checkOutputs(
       let size = 0;
       for (const p of closure) size += byPath.get(p)?.narSize ?? store.queryPathInfo(p)!.narSize;
       if (size > checks.maxClosureSize) {
-        return `closure of path '${output.path}' is too large at ${size} bytes; limit is ${checks.maxClosureSize} bytes`;
+        return {
+          rejected:
+            `closure of path '${output.path}' is too large at ${size} bytes; limit is ${checks.maxClosureSize} bytes`,
+        };
       }
     }
     for (const [attr, recursive, allowed] of LIST_CHECKS) {
       const items = checks[attr];
       if (items === undefined) continue;
-      const spec = new Set(items.map(resolve));
+      const spec = resolveSpecifiers(items, drv, store.storeDir);
+      if ("rejected" in spec) return spec;
       const used = recursive ? (closure ??= closureOf(output.path)) : new Set(output.references);
       const bad = [...used].filter((p) => {
         if (recursive && checks.ignoreSelfRefs && p === output.path) return false;
         return spec.has(p) !== allowed;
       }).sort();
       if (bad.length > 0) {
-        return `output '${output.path}' is not allowed to refer to the following paths:` +
-          bad.map((p) => `\n  ${p}`).join("");
+        return {
+          rejected: `output '${output.path}' is not allowed to refer to the following paths:` +
+            bad.map((p) => `\n  ${p}`).join(""),
+        };
       }
     }
   }
   return undefined;
+}
+
+/** The store paths `items` name: store paths, or names of the derivation's outputs. */
+function resolveSpecifiers(
+  items: string[],
+  drv: Derivation,
+  storeDir: string,
+): Set<string> | Rejected {
+  const spec = new Set<string>();
+  for (const item of items) {
+    const output = drv.outputs.get(item);
+    if (item.startsWith(storeDir + "/")) spec.add(item);
+    else if (output?.kind === "inputAddressed" || output?.kind === "fixed") spec.add(output.path);
+    else return { rejected: `derivation contains an illegal reference specifier '${item}'` };
+  }
+  return spec;
 }
 
 /** Nix's topological sort of the outputs by their references to each other: a cycle fails. */
@@ -215,13 +252,15 @@ function outputCycle(
   drvPath: string,
   outputs: ReadonlyMap<string, ScannedOutput>,
   byPath: ReadonlyMap<string, ScannedOutput & { name?: string }>,
-): string | undefined {
+): Rejected | undefined {
   const nameOf = new Map([...outputs].map(([name, o]) => [o.path, name]));
   const done = new Set<string>();
-  const visit = (path: string, parents: Set<string>, parent?: string): string | undefined => {
+  const visit = (path: string, parents: Set<string>, parent?: string): Rejected | undefined => {
     if (parents.has(path)) {
-      return `cycle detected in build of '${drvPath}' in the references of output ` +
-        `'${nameOf.get(path)}' from output '${nameOf.get(parent!)}'`;
+      return {
+        rejected: `cycle detected in build of '${drvPath}' in the references of output ` +
+          `'${nameOf.get(path)}' from output '${nameOf.get(parent!)}'`,
+      };
     }
     if (done.has(path)) return undefined;
     done.add(path);
@@ -253,7 +292,7 @@ function envOutputChecks(drv: Derivation): OutputChecks {
 /** For structured attrs: output name -> its `outputChecks` entry; undefined without them. */
 function structuredOutputChecks(
   drv: Derivation,
-): ((output: string) => OutputChecks | undefined) | undefined {
+): ((output: string) => OutputChecks | Rejected | undefined) | undefined {
   const attrs = structuredAttrs(drv);
   if (attrs === undefined) return undefined;
   const all = attrs.outputChecks;
@@ -267,7 +306,7 @@ function structuredOutputChecks(
       const value = e[attr];
       if (value === undefined) continue;
       if (!Array.isArray(value) || !value.every((v) => typeof v === "string")) {
-        throw new TypeError(`Attribute 'outputChecks.${output}.${attr}' must be a list of strings`);
+        return { rejected: `Attribute 'outputChecks.${output}.${attr}' must be a list of strings` };
       }
       checks[attr] = value;
     }

@@ -1,8 +1,11 @@
 /**
  * Building one derivation, as Nix 2.8's `DerivationGoal` / `LocalDerivationGoal` do once the
- * inputs are there: take the output locks, re-check validity (another process may have built it),
- * clear stale files, run the builder (`rounds` times, or once more for `--check`), examine the
- * outputs and register them in one transaction, deriver = the `.drv`, ultimate.
+ * inputs are there, in phases named after Nix's states, each taking the attempt (a `BuildAttempt`,
+ * which owns the directories) to the next phase or to the outcome: under the output locks
+ * `tryToBuild` re-checks validity (another process may have built it), `tryLocalBuild` clears
+ * stale files and waits for the inputs where it must, `startBuilder` runs the builder (`rounds`
+ * times, or once more for `--check`), `buildDone` examines the outputs, and `registerOutputs`
+ * registers them in one transaction, deriver = the `.drv`, ultimate.
  *
  * An unsandboxed build with one round lets its dependents start once its outputs are final on
  * disk (canonicalised), before they are hashed, checked and registered (see `BuildHooks`); such a
@@ -18,47 +21,37 @@
  */
 
 import { basename } from "node:path";
-import { derivationType, STRUCTURED_ATTRS_KEY } from "../derivation/mod.ts";
-import { makeFixedOutputPath, outputPathName, renderContentAddress } from "../hashing/mod.ts";
-import { parseSandboxPath } from "../sandbox/mod.ts";
-import { pathExists, type PathInfo, removeTree } from "../store/mod.ts";
+import { sandboxPathsOf } from "../sandbox/mod.ts";
+import { pathExists, removeTree } from "../store/mod.ts";
 import { buildLogPath } from "./build_log.ts";
-import type { BuildOutcome, FailureOutcome } from "./build_result.ts";
-import type { BuildPlan, PlannedDerivation } from "./plan.ts";
-import type { BuildFunction, BuildHooks } from "./worker.ts";
+import type { BuildOutcome } from "./build_result.ts";
+import type { BuildFunction } from "./goal_function.ts";
+import { InternalError } from "./internal_error.ts";
+import type { PlannedDerivation } from "./plan.ts";
 import {
-  outputLocation,
-  type PreparedRound,
-  prepareRound,
-  removeDir,
-  removeRound,
-  type Round,
-  type RoundContext,
-  type RoundJob,
-  runRound,
-} from "./_build_round.ts";
+  BuildAttempt,
+  buildMode,
+  type DerivationGoalContext,
+  type Inputs,
+  needsInputsFirst,
+  type RunState,
+} from "./_build_attempt.ts";
+import {
+  collect,
+  compareRounds,
+  failure,
+  firstRoundProblem,
+  outputLocations,
+  register,
+} from "./_build_done.ts";
+import { prepareRound, runRound } from "./_build_round.ts";
 import { ClosureCache } from "./_closure.ts";
 import { errorMessage } from "./_outcome.ts";
 import { builderFailure, goalName } from "./_failures.ts";
-import {
-  canonicaliseTree,
-  checkOutputs,
-  fixedOutputMismatch,
-  referenceCandidates,
-  type ScannedOutput,
-  scanOutput,
-} from "./_outputs.ts";
+import { referenceCandidates } from "./_outputs.ts";
 
 export type { BuildSettings } from "./_build_round.ts";
-
-/** Everything the build function of a run needs. */
-export interface DerivationGoalContext extends RoundContext {
-  plan: BuildPlan;
-  /** Build logs go to `<logDir>/<2 chars>/<rest of the drv base name>.gz`. */
-  logDir: string;
-  /** Notes for the user (`keeping build directory ...`). */
-  onNote?: (message: string) => void;
-}
+export type { DerivationGoalContext } from "./_build_attempt.ts";
 
 /** The scheduler's functions for the derivations of `context.plan` (see `WorkerOptions`). */
 export interface DerivationGoals {
@@ -80,7 +73,7 @@ export function makeDerivationGoals(context: DerivationGoalContext): DerivationG
   const started = new Set<string>();
   const planned = (drvPath: string) => {
     const found = context.plan.derivations.get(drvPath);
-    if (found === undefined) throw new Error(`Internal error: '${drvPath}' is not planned`);
+    if (found === undefined) throw new InternalError(`'${drvPath}' is not planned`);
     return found;
   };
   return {
@@ -89,13 +82,15 @@ export function makeDerivationGoals(context: DerivationGoalContext): DerivationG
       const derivation = planned(drvPath);
       const outputs = [...derivation.outputPaths.values()];
       return context.store.withPathLock(outputs, async () => {
-        const prepared = { round: await run.prepared.get(drvPath)?.catch(() => undefined) };
+        const prepared = await run.prepared.get(drvPath)?.catch(() => undefined);
         run.prepared.delete(drvPath);
-        try {
-          return await buildLocked(derivation, signal, hooks, run, prepared);
-        } finally {
-          if (prepared.round) context.buildDirs.give(prepared.round.buildDir); // not used
-        }
+        await using attempt = new BuildAttempt(derivation, {
+          signal,
+          hooks,
+          context: run,
+          prepared,
+        });
+        return await runPhases(attempt);
       });
     },
     prepare(drvPath) {
@@ -121,169 +116,148 @@ export function makeDerivationGoals(context: DerivationGoalContext): DerivationG
   };
 }
 
-/** The context plus what the builds of one run share. */
-interface RunState extends DerivationGoalContext {
-  closures: ClosureCache;
-  /** Rounds prepared for builds not started yet (see `DerivationGoals.prepare`). */
-  prepared: Map<string, Promise<PreparedRound>>;
+/** What a phase leads to: the next phase, or how the build ended. */
+type Step = Phase | BuildOutcome;
+/** One of Nix's `DerivationGoal` states: takes the attempt on to its next step. */
+type Phase = (attempt: BuildAttempt) => Step | Promise<Step>;
+
+/** Runs the phases of `attempt` from `tryToBuild` until one of them returns its outcome. */
+async function runPhases(attempt: BuildAttempt): Promise<BuildOutcome> {
+  let step: Step = tryToBuild;
+  while (typeof step === "function") {
+    const next: Step | Promise<Step> = step(attempt);
+    step = next instanceof Promise ? await next : next; // no detour through the microtasks
+  }
+  return step;
 }
 
-/** Whether `planned` builds in the sandbox, and whether it is a fixed-output derivation. */
-function buildMode(
-  planned: PlannedDerivation,
-  settings: DerivationGoalContext["settings"],
-): { sandboxed: boolean; fixedOutput: boolean } {
-  const fixedOutput = derivationType(planned.drv) === "fixed";
-  const sandboxed = settings.sandbox === "on" ||
-    (settings.sandbox === "relaxed" && !fixedOutput && planned.drv.env.get("__noChroot") !== "1");
-  return { sandboxed, fixedOutput };
-}
-
-/** Whether the builder's environment needs the inputs' registrations (exported reference graphs). */
-function needsInputsFirst(planned: PlannedDerivation): boolean {
-  return planned.drv.env.has("exportReferencesGraph") || planned.drv.env.has(STRUCTURED_ATTRS_KEY);
-}
-
-/** A build's outputs after its first round, before they are registered. */
-interface Staged {
-  scanned: Map<string, ScannedOutput>;
-  /** Output name -> where it is now. */
-  locations: Map<string, string>;
-}
-
-function failure(reason: FailureOutcome["reason"], message: string): FailureOutcome {
-  return { status: "failed", reason, message };
-}
-
-/** Builds `planned` under its output locks, from its `prepared` round where there is one. */
-async function buildLocked(
-  planned: PlannedDerivation,
-  signal: AbortSignal,
-  hooks: BuildHooks,
-  context: RunState,
-  prepared: { round?: PreparedRound },
-): Promise<BuildOutcome> {
-  const { store, settings } = context;
-  const { path: drvPath, drv, outputPaths } = planned;
-  const wantedOutputs = () =>
-    Object.fromEntries([...planned.wanted].sort().map((o) => [o, outputPaths.get(o)!]));
-  const validNow = new Set<string>();
-  const invalid: string[] = [];
-  for (const [name, path] of outputPaths) {
-    if (!store.isValidPath(path)) invalid.push(path);
+/** Under the output locks: the outputs may have become valid meanwhile (another process). */
+function tryToBuild(attempt: BuildAttempt): Step {
+  const { planned, validNow, context } = attempt;
+  for (const [name, path] of planned.outputPaths) {
+    if (!context.store.isValidPath(path)) attempt.invalid.push(path);
     else if (!planned.corrupt.has(name)) validNow.add(name);
   }
   if (!planned.check && [...planned.wanted].every((o) => validNow.has(o))) {
-    return { status: "already-valid", outputs: wantedOutputs() };
+    return { status: "already-valid", outputs: attempt.wantedOutputs() };
   }
-  const { sandboxed, fixedOutput } = buildMode(planned, settings);
+  return tryLocalBuild;
+}
+
+/**
+ * Whether the build can run here; stale files at the output paths go; the inputs are awaited
+ * where the builder needs their registrations (the sandbox, exported reference graphs), else
+ * watched while it runs.
+ */
+async function tryLocalBuild(attempt: BuildAttempt): Promise<Step> {
+  const { planned, context, hooks, sandboxed } = attempt;
   if (!sandboxed) {
-    const problem = unsandboxedProblem(planned, validNow, context);
+    const problem = unsandboxedProblem(planned, attempt.validNow, context);
     if (problem !== undefined) return failure("spawn-error", problem);
   }
-  for (const path of invalid) removeTree(store.physicalPath(path));
-  const cancelled = () => failure("cancelled", `build of '${drvPath}' was cancelled`);
-  // The input closure and the reference candidates, once the inputs are registered (commonly
-  // while the builder runs): only the sandbox and the exported reference graphs need them first.
-  const inputs = hooks.dependenciesRegistered.then((ok) => {
-    if (!ok) return undefined;
-    const paths = inputClosure(planned, context);
-    const candidates = referenceCandidates(store.storeDir, [...paths, ...outputPaths.values()]);
-    return { paths, candidates };
-  });
-  inputs.catch(() => {}); // awaited later (a bad input then fails the build), never unhandled
+  for (const path of attempt.invalid) removeTree(context.store.physicalPath(path));
+  attempt.inputs = registeredInputs(attempt);
   const inputsFirst = sandboxed || needsInputsFirst(planned);
   if (inputsFirst) hooks.underway();
-  const inputPaths = inputsFirst ? (await inputs)?.paths : [];
-  if (inputPaths === undefined) return cancelled();
-  const job: RoundJob = {
-    drvPath,
-    drv,
-    outputPaths,
-    fixedOutput,
+  const inputPaths = inputsFirst ? (await attempt.inputs)?.paths : [];
+  if (inputPaths === undefined) return cancelled(attempt);
+  attempt.job = {
+    drvPath: planned.path,
+    drv: planned.drv,
+    outputPaths: planned.outputPaths,
+    fixedOutput: attempt.fixedOutput,
     sandboxed,
     inputPaths: sandboxed ? sandboxStorePaths(inputPaths, context) : [],
-    logPath: buildLogPath(context.logDir, drvPath),
-    signal,
+    logPath: buildLogPath(context.logDir, planned.path),
+    signal: attempt.signal,
     onSpawned: hooks.underway,
   };
-  // Outputs examined: with --check all of them, else those to register.
-  const examined = [...outputPaths.keys()].filter((o) => planned.check || !validNow.has(o));
-  const rounds = planned.check ? 1 : Math.max(1, settings.rounds);
-  // Dependents may start once the outputs are in place for good.
-  const releaseEarly = !sandboxed && rounds === 1 && !planned.check;
-  let staged: Staged | undefined;
-  const leftovers: string[] = [];
-  let firstRoot: string | undefined;
+  return startBuilder;
+}
+
+/**
+ * The input closure and the reference candidates, once the inputs are registered (commonly while
+ * the builder runs); undefined when one of them failed.
+ */
+function registeredInputs(attempt: BuildAttempt): Promise<Inputs | undefined> {
+  const { planned, context } = attempt;
+  const inputs = attempt.hooks.dependenciesRegistered.then((ok) => {
+    if (!ok) return undefined;
+    const paths = inputClosure(planned, context);
+    const outputs = planned.outputPaths.values();
+    return {
+      paths,
+      candidates: referenceCandidates(context.store.storeDir, [...paths, ...outputs]),
+    };
+  });
+  inputs.catch(() => {}); // awaited later (a bad input then fails the build), never unhandled
+  return inputs;
+}
+
+/** Runs the builder once (the first time from the prepared round, if any). */
+async function startBuilder(attempt: BuildAttempt): Promise<Step> {
   try {
-    for (let n = 1; n <= rounds; n++) {
-      let round: Round;
-      const ready = prepared.round;
-      prepared.round = undefined; // the round owns it now
-      try {
-        round = await runRound(job, context, ready);
-      } catch (error) {
-        if (signal.aborted) return cancelled();
-        return failure(
-          "spawn-error",
-          `Cannot start the builder of '${drvPath}': ${errorMessage(error)}`,
-        );
-      }
-      let succeeded = false;
-      try {
-        const outcome = round.result.outcome;
-        if (outcome.kind !== "exited" || outcome.code !== 0) {
-          return builderFailure(round.result, {
-            drvPath,
-            goalName: goalName(drvPath, planned.allOutputs ? "*" : [...planned.wanted].join(",")),
-            fixedOutput,
-            timeout: settings.timeout,
-            maxSilentTime: settings.maxSilentTime,
-            maxLogSize: settings.maxLogSize,
-            fileSystems: [context.store.physicalPath(context.store.storeDir), round.buildDir],
-          });
-        }
-        const { candidates } = (await inputs) ?? {};
-        if (candidates === undefined) return cancelled();
-        const locations = outputLocations(planned, round, examined, context);
-        if (typeof locations === "string") return failure("output-rejected", locations);
-        // The dependents just started reach their builders first; this build's checks then
-        // overlap with them.
-        if (releaseEarly) await hooks.outputsReady();
-        const collected = collect(planned, locations, candidates);
-        if ("status" in collected) return collected;
-        const problem = n === 1
-          ? await firstRoundProblem(planned, collected, context)
-          : compareRounds(drvPath, staged!.scanned, collected.scanned, "differs");
-        if (problem !== undefined) return problem;
-        if (n === 1) {
-          staged = collected;
-          if (!sandboxed && rounds > 1) stageAside(staged, context, leftovers);
-        } else if (!sandboxed) {
-          // Compared, so done with: the next round's builder (not root) could not overwrite them.
-          for (const location of locations.values()) removeTree(location);
-        }
-        succeeded = true;
-      } finally {
-        // The first round's sandbox holds the outputs until they are registered.
-        const keepRoot = succeeded && n === 1 && round.rootDir !== undefined;
-        if (keepRoot) firstRoot = round.rootDir;
-        finishRound(planned, keepRoot ? { ...round, rootDir: undefined } : round, context, {
-          failed: !succeeded,
-          validNow,
-        });
-      }
-    }
-    if (!planned.check) {
-      for (const info of register(planned, staged!, validNow, context)) {
-        context.closures.remember(info.path, info.references);
-      }
-    }
-    return { status: "built", outputs: wantedOutputs(), timesBuilt: rounds };
-  } finally {
-    for (const path of leftovers) removeDir(path, context);
-    if (firstRoot !== undefined) removeRound({ rootDir: firstRoot }, context);
+    attempt.round = await runRound(attempt.job!, attempt.context, attempt.takePrepared());
+  } catch (error) {
+    if (attempt.signal.aborted) return cancelled(attempt);
+    return failure(
+      "spawn-error",
+      `Cannot start the builder of '${attempt.planned.path}': ${errorMessage(error)}`,
+    );
   }
+  return buildDone;
+}
+
+/**
+ * The builder has ended: its outputs are found and canonicalised (dependents may start then),
+ * scanned and checked, or compared with the first round's; the next round, or the registration.
+ */
+async function buildDone(attempt: BuildAttempt): Promise<Step> {
+  const { planned, context } = attempt;
+  const { settings } = context;
+  const round = attempt.round!;
+  const outcome = round.result.outcome;
+  if (outcome.kind !== "exited" || outcome.code !== 0) {
+    return builderFailure(round.result, {
+      drvPath: planned.path,
+      goalName: goalName(planned.path, planned.allOutputs ? "*" : [...planned.wanted].join(",")),
+      fixedOutput: attempt.fixedOutput,
+      timeout: settings.timeout,
+      maxSilentTime: settings.maxSilentTime,
+      maxLogSize: settings.maxLogSize,
+      fileSystems: [context.store.physicalPath(context.store.storeDir), round.buildDir],
+    });
+  }
+  const { candidates } = (await attempt.inputs) ?? {};
+  if (candidates === undefined) return cancelled(attempt);
+  const locations = outputLocations(planned, round, attempt.examined(), context);
+  if ("rejected" in locations) return failure("output-rejected", locations.rejected);
+  // The dependents just started reach their builders first; this build's checks then overlap
+  // with them.
+  if (attempt.releasesEarly) await attempt.hooks.outputsReady();
+  const collected = collect(planned, locations, candidates);
+  if ("status" in collected) return collected;
+  const problem = attempt.staged === undefined
+    ? await firstRoundProblem(planned, collected, context)
+    : compareRounds(planned.path, attempt.staged.scanned, collected.scanned);
+  if (problem !== undefined) return problem;
+  attempt.roundSucceeded(collected);
+  return attempt.timesBuilt < attempt.rounds ? startBuilder : registerOutputs;
+}
+
+/** Moves the outputs into place and registers them (not for `--check`). */
+function registerOutputs(attempt: BuildAttempt): Step {
+  const { planned, context } = attempt;
+  if (!planned.check) {
+    for (const info of register(planned, attempt.staged!, attempt.validNow, context)) {
+      context.closures.remember(info.path, info.references);
+    }
+  }
+  return { status: "built", outputs: attempt.wantedOutputs(), timesBuilt: attempt.rounds };
+}
+
+function cancelled(attempt: BuildAttempt): BuildOutcome {
+  return failure("cancelled", `build of '${attempt.planned.path}' was cancelled`);
 }
 
 /** Why the derivation cannot be built without the sandbox here, or undefined. */
@@ -331,8 +305,7 @@ function sandboxStorePaths(inputs: string[], context: RunState): string[] {
   const storeDir = store.storeDir + "/";
   const prefixes = [storeDir, store.physicalPath(store.storeDir) + "/"];
   const roots = [];
-  for (const entry of context.settings.sandboxPaths) {
-    const host = parseSandboxPath(entry).hostPath;
+  for (const { hostPath: host } of sandboxPathsOf(context.settings.sandboxPaths)) {
     const prefix = prefixes.find((p) => host.startsWith(p));
     if (prefix === undefined) continue;
     const path = storeDir + host.slice(prefix.length).split("/")[0];
@@ -340,242 +313,4 @@ function sandboxStorePaths(inputs: string[], context: RunState): string[] {
   }
   if (roots.length === 0) return inputs;
   return [...new Set([...inputs, ...context.closures.closure(roots)])].sort();
-}
-
-/**
- * Where each examined output of a successful round is, canonicalised (final from then on); why
- * not when one is missing or holds a file a store cannot.
- */
-function outputLocations(
-  planned: PlannedDerivation,
-  round: Round,
-  examined: string[],
-  context: DerivationGoalContext,
-): Map<string, string> | string {
-  const locations = new Map<string, string>();
-  for (const name of examined) {
-    const path = planned.outputPaths.get(name)!;
-    const location = outputLocation(context.store, round, path);
-    if (!pathExists(location)) {
-      return `builder for '${planned.path}' failed to produce output path for output '${name}' at '${path}'`;
-    }
-    try {
-      canonicaliseTree(location);
-    } catch (error) {
-      if (!(error instanceof TypeError)) throw error;
-      return error.message;
-    }
-    locations.set(name, location);
-  }
-  return locations;
-}
-
-/** Scans the canonicalised outputs at `locations`; a failure when one is bad. */
-function collect(
-  planned: PlannedDerivation,
-  locations: Map<string, string>,
-  candidates: Map<string, string>,
-): Staged | FailureOutcome {
-  const staged: Staged = { scanned: new Map(), locations };
-  for (const [name, location] of locations) {
-    const path = planned.outputPaths.get(name)!;
-    const output = planned.drv.outputs.get(name)!;
-    try {
-      staged.scanned.set(
-        name,
-        scanOutput(location, path, {
-          candidates,
-          fixed: output.kind === "fixed" ? output : undefined,
-        }),
-      );
-    } catch (error) {
-      if (!(error instanceof TypeError) || error.message.startsWith("Internal error")) throw error;
-      return failure("output-rejected", error.message);
-    }
-  }
-  return staged;
-}
-
-/** After the first round: the fixed-output hash, `--check`'s comparison, the output checks. */
-async function firstRoundProblem(
-  planned: PlannedDerivation,
-  staged: Staged,
-  context: DerivationGoalContext,
-): Promise<FailureOutcome | undefined> {
-  const { store } = context;
-  for (const [name, scanned] of staged.scanned) {
-    const output = planned.drv.outputs.get(name)!;
-    if (output.kind !== "fixed") continue;
-    const mismatch = fixedOutputMismatch(planned.path, output, scanned.contentHash!);
-    if (mismatch === undefined) continue;
-    if (!planned.check) {
-      await registerUnderContentAddress(planned, name, staged.locations.get(name)!, context);
-    }
-    return failure("hash-mismatch", mismatch);
-  }
-  if (planned.check) {
-    const registered = new Map(
-      [...staged.scanned].map(([name, s]) => [name, { ...s, ...store.queryPathInfo(s.path)! }]),
-    );
-    const problem = compareRounds(planned.path, registered, staged.scanned, "differs");
-    if (problem !== undefined && context.settings.keepFailed) {
-      for (const [name, scanned] of staged.scanned) {
-        if (scanned.narHash.equals(registered.get(name)!.narHash)) continue;
-        const kept = store.physicalPath(scanned.path) + ".check";
-        removeTree(kept);
-        Deno.renameSync(staged.locations.get(name)!, kept);
-        problem.message += ` from '${scanned.path}.check'`;
-        break;
-      }
-    }
-    return problem;
-  }
-  let rejected: string | undefined;
-  try {
-    rejected = checkOutputs(planned.path, planned.drv, staged.scanned, store);
-  } catch (error) {
-    if (!(error instanceof TypeError)) throw error;
-    rejected = error.message;
-  }
-  return rejected === undefined ? undefined : failure("output-rejected", rejected);
-}
-
-/** `derivation '<drv>' may not be deterministic: output '<path>' differs` at the first change. */
-function compareRounds(
-  drvPath: string,
-  before: ReadonlyMap<string, Pick<ScannedOutput, "path" | "narHash">>,
-  after: ReadonlyMap<string, ScannedOutput>,
-  verb: string,
-): FailureOutcome | undefined {
-  for (const [name, scanned] of after) {
-    const old = before.get(name);
-    if (old !== undefined && !old.narHash.equals(scanned.narHash)) {
-      return failure(
-        "check-mismatch",
-        `derivation '${drvPath}' may not be deterministic: output '${scanned.path}' ${verb}`,
-      );
-    }
-  }
-  return undefined;
-}
-
-/**
- * A fixed output with the wrong hash is still registered, under the path its contents give (as
- * Nix 2.8 does), so that the download need not be repeated to inspect it.
- */
-async function registerUnderContentAddress(
-  planned: PlannedDerivation,
-  name: string,
-  location: string,
-  context: DerivationGoalContext,
-): Promise<void> {
-  const { store } = context;
-  const output = planned.drv.outputs.get(name)!;
-  if (output.kind !== "fixed" || output.method === "text") return;
-  const scanned = scanOutput(location, output.path, { candidates: new Map(), fixed: output });
-  const hash = scanned.contentHash!;
-  const path = makeFixedOutputPath(store.storeDir, {
-    method: output.method,
-    hash,
-    name: outputPathName(planned.drv.name, name),
-  });
-  await store.withPathLock([path], () => {
-    if (store.isValidPath(path)) return Promise.resolve();
-    const dest = store.physicalPath(path);
-    removeTree(dest);
-    Deno.renameSync(location, dest);
-    store.registerValidPaths([{
-      ...pathInfo(planned.path, scanned),
-      path,
-      references: [],
-      ca: renderContentAddress(output.method, hash),
-    }]);
-    return Promise.resolve();
-  });
-}
-
-/** Unsandboxed builds with more rounds to go: move the outputs out of the way of the next. */
-function stageAside(staged: Staged, context: DerivationGoalContext, leftovers: string[]): void {
-  for (const [name, location] of staged.locations) {
-    const temp = context.store.makeTempPath(basename(location));
-    Deno.renameSync(location, temp);
-    staged.locations.set(name, temp);
-    leftovers.push(temp);
-  }
-}
-
-/**
- * Removes a round's directories, keeping the build dir of a failure with `-K`; after a failed
- * unsandboxed round, also what the builder left at the output paths.
- */
-function finishRound(
-  planned: PlannedDerivation,
-  round: Round,
-  context: DerivationGoalContext,
-  options: { failed: boolean; validNow: Set<string> },
-): void {
-  const keep = context.settings.keepFailed && options.failed;
-  if (keep) context.onNote?.(`keeping build directory '${round.buildDir}'`);
-  removeRound({ buildDir: keep ? undefined : round.buildDir, rootDir: round.rootDir }, context);
-  if (round.rootDir !== undefined || !options.failed) return;
-  for (const [name, path] of planned.outputPaths) {
-    if (!options.validNow.has(name)) removeTree(context.store.physicalPath(path));
-  }
-}
-
-/** Moves the staged outputs into place and registers them in one transaction; returns them. */
-function register(
-  planned: PlannedDerivation,
-  staged: Staged,
-  validNow: Set<string>,
-  context: DerivationGoalContext,
-): PathInfo[] {
-  const { store } = context;
-  const infos: PathInfo[] = [];
-  const moved: string[] = [];
-  for (const [name, scanned] of staged.scanned) {
-    if (validNow.has(name)) continue;
-    const dest = store.physicalPath(scanned.path);
-    const location = staged.locations.get(name)!;
-    if (location !== dest) replacePath(location, dest, context);
-    moved.push(dest);
-    const info = pathInfo(planned.path, scanned);
-    const output = planned.drv.outputs.get(name)!;
-    if (output.kind === "fixed" && output.method !== "text") {
-      info.ca = renderContentAddress(output.method, output.hash);
-    }
-    infos.push(info);
-  }
-  try {
-    store.registerValidPaths(infos);
-  } catch (error) {
-    for (const path of moved) removeTree(path);
-    throw error;
-  }
-  return infos;
-}
-
-/** Renames `from` to `to`; an existing `to` (a corrupt path being repaired) is swapped out. */
-function replacePath(from: string, to: string, context: DerivationGoalContext): void {
-  if (!pathExists(to)) {
-    Deno.renameSync(from, to);
-    return;
-  }
-  const old = context.store.makeTempPath(basename(to));
-  Deno.renameSync(to, old);
-  Deno.renameSync(from, to);
-  removeTree(old);
-}
-
-function pathInfo(deriver: string, scanned: ScannedOutput): PathInfo {
-  return {
-    path: scanned.path,
-    narHash: scanned.narHash,
-    narSize: scanned.narSize,
-    references: scanned.references,
-    deriver,
-    registrationTime: Math.floor(Date.now() / 1000),
-    signatures: [],
-    ultimate: true,
-  };
 }

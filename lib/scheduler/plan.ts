@@ -11,7 +11,7 @@
 import { type Derivation, derivationType, parseDerivation } from "../derivation/mod.ts";
 import { decodeNixString, parseStorePath } from "../hashing/mod.ts";
 import { hashPath, type LocalStore } from "../store/mod.ts";
-import type { GoalNode } from "./worker.ts";
+import type { GoalNode } from "./_graph.ts";
 
 /** One requested derivation: `outputs` undefined means all of them (`^*`, or no `^`). */
 export interface BuildTarget {

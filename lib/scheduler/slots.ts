@@ -6,6 +6,7 @@
  */
 
 import { BinaryHeap } from "./_heap.ts";
+import { InternalError } from "./internal_error.ts";
 
 export class SlotPool<T> {
   readonly #waiting: BinaryHeap<T>;
@@ -43,7 +44,7 @@ export class SlotPool<T> {
 
   /** Gives back a slot taken by `take`. */
   release(): void {
-    if (this.#running === 0) throw new RangeError("Internal error: slot released twice");
+    if (this.#running === 0) throw new InternalError("slot released twice");
     this.#running--;
   }
 }

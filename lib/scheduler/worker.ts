@@ -12,7 +12,8 @@
  * `dependenciesRegistered` when it may register its own outputs; if the dependency then fails,
  * the dependent is aborted and counts as failed by its dependency, as if it had never started:
  * its `started` event comes only once the dependency has succeeded. Its result is held back until
- * the dependency has settled, so results keep Nix's order.
+ * the dependency has settled, so results keep Nix's order. `EarlyStart` (_early_start.ts) keeps
+ * all of this state.
  *
  * Failure policy (Nix 2.8): without keep-going, the first failure fails its dependents with
  * `N dependencies of derivation '<drv>' failed to build`, aborts the goals still running (Nix
@@ -21,10 +22,13 @@
  * succeed is run, and a goal with failed dependencies fails once all of them have settled.
  */
 
-import type { BuildOutcome, BuildResult, GoalKind, SubstituteOutcome } from "./build_result.ts";
+import type { BuildResult, GoalKind } from "./build_result.ts";
 import { ProgressCounter, type SchedulerEvent, type SchedulerListener } from "./events.ts";
-import { type Goal, type GoalGraph, planGoals, runsBefore } from "./_graph.ts";
+import type { BuildFunction, BuildHooks, SubstituteFunction } from "./goal_function.ts";
+import { InternalError } from "./internal_error.ts";
 import { SlotPool } from "./slots.ts";
+import { EarlyStart } from "./_early_start.ts";
+import { type Goal, type GoalGraph, planGoals, runsBefore } from "./_graph.ts";
 import {
   alreadyValidResult,
   cancelledResult,
@@ -36,45 +40,6 @@ import {
 } from "./_outcome.ts";
 
 export type { GoalGraph, GoalNode } from "./_graph.ts";
-
-/** Builds the derivation `drvPath`; should settle soon after `signal` aborts. */
-export type BuildFunction = (
-  drvPath: string,
-  signal: AbortSignal,
-  hooks: BuildHooks,
-) => Promise<BuildOutcome>;
-
-/** What the worker offers a running build besides its signal. */
-export interface BuildHooks {
-  /**
-   * The outputs are final on disk (not yet registered): dependents may start now, and this
-   * build's slot is free. Resolves to true when dependents were started, once those that took a
-   * slot are underway (so that they reach their builders before this build's checks go on), to
-   * false at once when none were. Ignored after the first call, and before this build's own
-   * `dependenciesRegistered` has settled.
-   */
-  outputsReady(): Promise<boolean>;
-  /**
-   * This build has gone as far as it can on its own: its builder runs, or it waits for
-   * `dependenciesRegistered` first. The dependency that started it early waits for this (or for
-   * the build to settle) before it goes on with its checks.
-   */
-  underway(): void;
-  /**
-   * Settles true once the dependencies are all registered (at once, unless one of them started
-   * this build early); false when one of them failed, and this build is aborted. Outputs must not
-   * be registered before.
-   */
-  dependenciesRegistered: Promise<boolean>;
-}
-
-const REGISTERED = Promise.resolve(true);
-const NOT_STARTED = Promise.resolve(false);
-/** Substitutes `storePath`; should settle soon after `signal` aborts. */
-export type SubstituteFunction = (
-  storePath: string,
-  signal: AbortSignal,
-) => Promise<SubstituteOutcome>;
 
 export interface WorkerOptions {
   build: BuildFunction;
@@ -143,6 +108,7 @@ class Run {
   readonly #pools: Record<GoalKind, SlotPool<Goal>>;
   readonly #running = new Set<Goal>();
   readonly #progress = new ProgressCounter();
+  readonly #early = new EarlyStart();
   readonly #now: () => number;
   #stopping = false;
   #listenerError: { error: unknown } | undefined;
@@ -210,23 +176,22 @@ class Run {
     this.#progress.start(kind);
     // Started early, it is announced once its dependency has succeeded: if that fails instead,
     // it was never started as far as anyone can tell, as in Nix.
-    if (goal.earlyDependency === undefined) this.#announce(goal);
+    if (!this.#early.waiting(goal)) this.#announce(goal);
     const fn = kind === "build"
       ? this.#options.build
       : (this.#options.substitute ?? noSubstituters);
     const hooks: BuildHooks = {
       outputsReady: () => this.#outputsReady(goal),
-      underway: () => goal.underway?.resolve(),
-      dependenciesRegistered: goal.dependencyOutcome?.promise ?? REGISTERED,
+      underway: () => this.#early.markUnderway(goal),
+      dependenciesRegistered: this.#early.dependenciesRegistered(goal),
     };
     invoke(fn, goal.path, goal.controller.signal, hooks)
       .then((settled) => this.#settle(goal, settled))
       .catch((error) => this.#reject(error));
     for (const dependent of goal.dependents) {
-      if (
-        dependent.state === "waiting" && dependent.pending === 1 &&
-        dependent.failedDependencies === 0 && dependent.node.kind === "build"
-      ) this.#options.prepare?.(dependent.path);
+      if (waitsOnlyFor(dependent) && dependent.node.kind === "build") {
+        this.#options.prepare?.(dependent.path);
+      }
     }
   }
 
@@ -241,48 +206,35 @@ class Run {
 
   /** A build's outputs are on disk: the dependents it is the last dependency of may start. */
   #outputsReady(goal: Goal): Promise<boolean> {
-    if (goal.state !== "running" || goal.early || this.#stopping) return NOT_STARTED;
-    // Its own dependency is not registered yet: nothing may build on this goal's outputs.
-    if (goal.earlyDependency !== undefined) return NOT_STARTED;
-    goal.early = true;
+    if (goal.state !== "running" || this.#stopping || !this.#early.mayRelease(goal)) {
+      return Promise.resolve(false);
+    }
     this.#pools[goal.node.kind].release();
     this.#progress.release(goal.node.kind);
-    const started: Goal[] = [];
-    for (const dependent of goal.dependents) {
-      if (dependent.state !== "waiting" || dependent.pending !== 1) continue;
-      if (dependent.failedDependencies > 0) continue;
+    const started = goal.dependents.filter(waitsOnlyFor);
+    this.#early.release(goal, started);
+    for (const dependent of started) {
       dependent.pending = 0;
-      dependent.earlyDependency = goal;
-      dependent.dependencyOutcome = Promise.withResolvers();
-      dependent.underway = Promise.withResolvers();
-      started.push(dependent);
       this.#makeReady(dependent);
     }
-    goal.startedEarly = started;
     this.#pump();
-    if (started.length === 0) return NOT_STARTED;
-    // Only those that took a slot: one still queued may wait for a slot this goal's own
-    // dependents hold while they wait for its registration.
-    const launched = started.filter((dependent) => dependent.state === "running");
-    return Promise.all(launched.map((dependent) => dependent.underway!.promise)).then(() => true);
+    return this.#early.underway(goal);
   }
 
   #settle(goal: Goal, settled: Settled): void {
-    goal.underway?.resolve();
-    if (goal.earlyDependency !== undefined) {
-      goal.heldBack = settled;
-      return;
-    }
+    if (this.#early.holdBack(goal, settled)) return;
     this.#running.delete(goal);
-    if (!goal.early) this.#pools[goal.node.kind].release();
-    const result = goal.doomed ? dependencyFailedResult(goal) : resultOf(goal, settled, {
+    const released = this.#early.released(goal);
+    const doomed = this.#early.doomed(goal);
+    if (!released) this.#pools[goal.node.kind].release();
+    const result = doomed ? dependencyFailedResult(goal) : resultOf(goal, settled, {
       times: { startTime: goal.startTime, stopTime: this.#now() },
       aborted: goal.controller!.signal.aborted,
     });
-    this.#record(goal, result, !goal.early);
+    this.#record(goal, result, !released);
     const succeeded = result.status !== "failed";
     if (succeeded) this.#releaseDependents(goal);
-    else if (goal.doomed) this.#failDependents(goal);
+    else if (doomed) this.#failDependents(goal);
     else if (!this.#stopping) {
       this.#failDependents(goal);
       if (!this.#options.keepGoing) {
@@ -300,9 +252,8 @@ class Run {
    * aborted as failed by it), and those that finished meanwhile are settled now.
    */
   #settleStartedEarly(goal: Goal, succeeded: boolean): void {
-    for (const dependent of goal.startedEarly ?? []) {
-      dependent.earlyDependency = undefined;
-      dependent.dependencyOutcome!.resolve(succeeded);
+    for (const dependent of this.#early.startedBy(goal)) {
+      const heldBack = this.#early.dependencySettled(dependent, succeeded);
       if (!succeeded) {
         dependent.failedDependencies++;
         if (dependent.state === "ready") {
@@ -310,13 +261,10 @@ class Run {
           this.#failDependents(dependent);
           continue;
         }
-        dependent.doomed = true;
         dependent.controller!.abort(
           new DOMException(`Stopped because '${goal.path}' failed`, "AbortError"),
         );
       } else if (dependent.state === "running") this.#announce(dependent); // else once it launches
-      const heldBack = dependent.heldBack;
-      dependent.heldBack = undefined;
       if (heldBack !== undefined) this.#settle(dependent, heldBack);
     }
   }
@@ -394,7 +342,7 @@ class Run {
     for (const goal of this.#goals) {
       if (goal.state === "done") continue;
       if (!this.#stopping) {
-        this.#reject(new TypeError(`Internal error: goal '${goal.path}' left ${goal.state}`));
+        this.#reject(new InternalError(`goal '${goal.path}' left ${goal.state}`));
         return;
       }
       goal.state = "done";
@@ -403,4 +351,10 @@ class Run {
     if (this.#listenerError !== undefined) this.#reject(this.#listenerError.error);
     else this.#resolve();
   }
+}
+
+/** Whether `dependent` waits for one dependency more, and none of its dependencies failed. */
+function waitsOnlyFor(dependent: Goal): boolean {
+  return dependent.state === "waiting" && dependent.pending === 1 &&
+    dependent.failedDependencies === 0;
 }

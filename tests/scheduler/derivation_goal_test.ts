@@ -49,11 +49,14 @@ Deno.test("checkOutputs() lists every reference allowedReferences does not allow
     const outputs = new Map([["out", scanned(OUT, [DEP, DEV, OUT])], ["dev", scanned(DEV, [])]]);
     assertEquals(
       checkOutputs(DRV, drv({ allowedReferences: "dev" }), outputs, store),
-      `output '${OUT}' is not allowed to refer to the following paths:\n  ${OUT}\n  ${DEP}`,
+      {
+        rejected:
+          `output '${OUT}' is not allowed to refer to the following paths:\n  ${OUT}\n  ${DEP}`,
+      },
     );
     assertEquals(
       checkOutputs(DRV, drv({ disallowedReferences: "out" }), outputs, store),
-      `output '${OUT}' is not allowed to refer to the following paths:\n  ${OUT}`,
+      { rejected: `output '${OUT}' is not allowed to refer to the following paths:\n  ${OUT}` },
     );
     assertEquals(checkOutputs(DRV, drv({}), outputs, store), undefined);
   }));
@@ -63,8 +66,23 @@ Deno.test("checkOutputs() reports outputs referring to each other as Nix does", 
     const outputs = new Map([["out", scanned(OUT, [DEV])], ["dev", scanned(DEV, [OUT])]]);
     assertEquals(
       checkOutputs(DRV, drv({}), outputs, store),
-      `cycle detected in build of '${DRV}' in the references of output 'dev' from output 'out'`,
+      {
+        rejected:
+          `cycle detected in build of '${DRV}' in the references of output 'dev' from output 'out'`,
+      },
     );
+  }));
+
+Deno.test("checkOutputs() returns a rejection for a bad specifier or outputChecks entry", () =>
+  withStore((store) => {
+    const outputs = new Map([["out", scanned(OUT, [])], ["dev", scanned(DEV, [])]]);
+    assertEquals(checkOutputs(DRV, drv({ allowedReferences: "lib" }), outputs, store), {
+      rejected: "derivation contains an illegal reference specifier 'lib'",
+    });
+    const json = JSON.stringify({ outputChecks: { dev: { allowedReferences: "out" } } });
+    assertEquals(checkOutputs(DRV, drv({ __json: json }), outputs, store), {
+      rejected: "Attribute 'outputChecks.dev.allowedReferences' must be a list of strings",
+    });
   }));
 
 Deno.test("builderFailure() words exit codes, signals and timeouts as Nix 2.8", () => {

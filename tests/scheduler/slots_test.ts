@@ -1,5 +1,5 @@
 import { assertEquals, assertThrows } from "../_assert.ts";
-import { SlotPool } from "../../lib/scheduler/mod.ts";
+import { InternalError, SlotPool } from "../../lib/scheduler/mod.ts";
 
 Deno.test("SlotPool hands out at most capacity slots, first in the pool's order", () => {
   const pool = new SlotPool<number>(2, (a, b) => a > b);
@@ -27,5 +27,9 @@ Deno.test("SlotPool keeps heap order over many random items", () => {
 
 Deno.test("SlotPool rejects a bad capacity and a release without a take", () => {
   assertThrows(() => new SlotPool(-1, () => true), RangeError, "Slot count -1");
-  assertThrows(() => new SlotPool(1, () => true).release(), RangeError, "Internal error");
+  assertThrows(
+    () => new SlotPool(1, () => true).release(),
+    InternalError,
+    "Internal error: slot released twice",
+  );
 });

@@ -84,8 +84,7 @@ export function writeUnkeyedValidPathInfo(
 }
 
 export function readValidPathInfo(reader: WireReader, ctx: WireContext): ValidPathInfo {
-  const path = readStorePath(reader, ctx);
-  return { path, ...readUnkeyedValidPathInfo(reader, ctx) };
+  return { path: readStorePath(reader, ctx), ...readUnkeyedValidPathInfo(reader, ctx) };
 }
 
 export function writeValidPathInfo(

@@ -19,16 +19,24 @@ export interface ServeBuildOptions {
   keepFailed: boolean;
 }
 
+/** Nix's defaults: no limits, one build, nothing kept. */
+export const DEFAULT_SERVE_BUILD_OPTIONS: Readonly<ServeBuildOptions> = {
+  maxSilentTime: 0,
+  buildTimeout: 0,
+  maxLogSize: 0,
+  nrRepeats: 0,
+  enforceDeterminism: false,
+  keepFailed: false,
+};
+
 export function readServeBuildOptions(reader: WireReader, version: number): ServeBuildOptions {
   const minor = protocolMinor(version);
   const options: ServeBuildOptions = {
+    ...DEFAULT_SERVE_BUILD_OPTIONS,
     maxSilentTime: reader.readInt("max silent time"),
     buildTimeout: reader.readInt("build timeout"),
-    maxLogSize: minor >= 2 ? reader.readInt("max log size") : 0,
-    nrRepeats: 0,
-    enforceDeterminism: false,
-    keepFailed: false,
   };
+  if (minor >= 2) options.maxLogSize = reader.readInt("max log size");
   if (minor >= 3) {
     options.nrRepeats = reader.readInt("repeat count");
     options.enforceDeterminism = reader.readBool("enforce determinism");

@@ -4,6 +4,8 @@
  * collections as a count followed by their items (`serialise.hh`).
  */
 
+import { concatBytes, decodeNixString, encodeNixString } from "../hashing/mod.ts";
+
 /** Malformed protocol input: carries the byte offset where reading failed. */
 export class WireFormatError extends SyntaxError {
   constructor(message: string, readonly offset: number) {
@@ -33,9 +35,6 @@ export const DEFAULT_WIRE_LIMITS: WireLimits = {
   maxCollectionSize: 1 << 24,
 };
 
-const decoder = new TextDecoder("utf-8", { fatal: true });
-const encoder = new TextEncoder();
-
 /** Reads wire values from a byte array; every failure is a {@link WireFormatError}. */
 export class WireReader {
   #offset = 0;
@@ -51,14 +50,7 @@ export class WireReader {
 
   /** A reader over chunks as they came off a stream, joined. */
   static fromChunks(chunks: Iterable<Uint8Array>, limits?: WireLimits): WireReader {
-    const parts = [...chunks];
-    const joined = new Uint8Array(parts.reduce((n, c) => n + c.length, 0));
-    let at = 0;
-    for (const part of parts) {
-      joined.set(part, at);
-      at += part.length;
-    }
-    return new WireReader(joined, limits);
+    return new WireReader(concatBytes([...chunks]), limits);
   }
 
   /** Bytes consumed so far. */
@@ -74,6 +66,15 @@ export class WireReader {
   /** A WireFormatError at the current offset (for codecs that reject a decoded value). */
   error(message: string): WireFormatError {
     return new WireFormatError(message, this.#offset);
+  }
+
+  #checkLimit(value: number, limit: number, what: string, start: number): void {
+    if (value > limit) {
+      throw new WireFormatError(
+        `${capitalise(what)} ${value} exceeds the limit of ${limit}`,
+        start,
+      );
+    }
   }
 
   #need(n: number, what: string): void {
@@ -108,12 +109,7 @@ export class WireReader {
   readBytes(what = "string"): Uint8Array {
     const start = this.#offset;
     const length = this.readInt(`${what} length`);
-    if (length > this.limits.maxStringLength) {
-      throw new WireFormatError(
-        `${capitalise(what)} length ${length} exceeds the limit of ${this.limits.maxStringLength}`,
-        start,
-      );
-    }
+    this.#checkLimit(length, this.limits.maxStringLength, `${what} length`, start);
     const data = this.readRaw(length, what);
     const padding = (8 - (length % 8)) % 8;
     const pad = this.readRaw(padding, `${what} padding`);
@@ -123,27 +119,16 @@ export class WireReader {
     return data;
   }
 
-  /** A byte string that must be UTF-8 text. */
+  /** A byte string as text; bytes that are not UTF-8 survive as lone surrogates (Nix strings). */
   readString(what = "string"): string {
-    const start = this.#offset;
-    const bytes = this.readBytes(what);
-    try {
-      return decoder.decode(bytes);
-    } catch {
-      throw new WireFormatError(`${capitalise(what)} is not valid UTF-8`, start);
-    }
+    return decodeNixString(this.readBytes(what));
   }
 
   /** A collection count, bounded by the limit and by the bytes left (each item takes 8 or more). */
   readCount(what = "collection"): number {
     const start = this.#offset;
     const count = this.readInt(`${what} size`);
-    if (count > this.limits.maxCollectionSize) {
-      throw new WireFormatError(
-        `${capitalise(what)} size ${count} exceeds the limit of ${this.limits.maxCollectionSize}`,
-        start,
-      );
-    }
+    this.#checkLimit(count, this.limits.maxCollectionSize, `${what} size`, start);
     if (count * 8 > this.remaining) throw new WireTruncatedError(what, start);
     return count;
   }
@@ -214,8 +199,9 @@ export class WireWriter {
     return this;
   }
 
+  /** Text as bytes, the inverse of {@link WireReader.readString}. */
   writeString(text: string): this {
-    return this.writeBytes(encoder.encode(text));
+    return this.writeBytes(encodeNixString(text));
   }
 
   /** A count then each item. */

@@ -178,3 +178,13 @@ function expectNoPosition(reader: WireReader): void {
   const hasPos = reader.readInt("error position flag");
   if (hasPos !== 0) throw reader.error(`Unexpected error position flag ${hasPos}`);
 }
+
+/** Reads stderr messages up to and including the LAST or ERROR that ends an operation's run. */
+export function readStderrMessages(reader: WireReader, version: number): StderrMessage[] {
+  const messages: StderrMessage[] = [];
+  while (true) {
+    const message = readStderrMessage(reader, version);
+    messages.push(message);
+    if (message.type === "last" || message.type === "error") return messages;
+  }
+}

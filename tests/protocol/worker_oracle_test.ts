@@ -1,0 +1,113 @@
+/**
+ * Nix 2.8's `nix-daemon --stdio` as the oracle of the worker protocol: a handshake at 1.34,
+ * QueryPathInfo and BuildPathsWithResults encoded by lib/protocol, and the daemon's replies
+ * (stderr channel included) decoded by it and re-encoded to the same bytes.
+ */
+
+import { assert, assertEquals } from "../_assert.ts";
+import {
+  type DerivedPath,
+  encodeHello,
+  readClientHandshakeInfo,
+  readHello,
+  readKeyedBuildResult,
+  readStderrMessages,
+  readUnkeyedValidPathInfo,
+  type StderrMessage,
+  type UnkeyedValidPathInfo,
+  type WireReader,
+  WireWriter,
+  WORKER_MAGIC_1,
+  WORKER_MAGIC_2,
+  WORKER_PROTOCOL_VERSION,
+  WorkerOp,
+  writeBuildMode,
+  writeClientHandshakeInfo,
+  writeClientObsoleteFields,
+  writeDerivedPath,
+  writeKeyedBuildResult,
+  writeStderrMessage,
+  writeUnkeyedValidPathInfo,
+} from "../../lib/protocol/mod.ts";
+import { assertPathInfoOf, converse, instantiate, nixOracleTest } from "./_oracle.ts";
+
+nixOracleTest(
+  "worker protocol codecs speak with Nix 2.8's nix-daemon --stdio: path infos and a build",
+  async (nix) => {
+    const { drvPath, dep, outPath } = await instantiate(nix, {
+      name: "w",
+      script: "echo built >&2",
+    });
+    const version = WORKER_PROTOCOL_VERSION;
+    const ctx = { storeDir: nix.storeDir, version };
+    const wanted: DerivedPath = { type: "built", drvPath, outputs: ["out"] };
+
+    const request = new WireWriter().writeInt(WORKER_MAGIC_1).writeInt(version);
+    writeClientObsoleteFields(request, { reserveSpace: false }, version);
+    request.writeInt(WorkerOp.QueryPathInfo).writeString(dep);
+    request.writeInt(WorkerOp.BuildPathsWithResults);
+    request.writeList([wanted], (w, path) => writeDerivedPath(w, path, ctx));
+    writeBuildMode(request, "normal");
+    request.writeInt(WorkerOp.QueryPathInfo).writeString(outPath);
+
+    const queryPathInfo = (reader: WireReader) => {
+      const log = readStderrMessages(reader, version);
+      const valid = reader.readBool("valid");
+      return { log, valid, info: readUnkeyedValidPathInfo(reader, ctx) };
+    };
+    const { bytes, replies } = await converse(nix, {
+      command: ["nix-daemon", "--stdio"],
+      request: request.finish(),
+      parse: (reader) => {
+        const hello = readHello(reader, WORKER_MAGIC_2);
+        const handshake = readClientHandshakeInfo(reader, version);
+        const greeting = readStderrMessages(reader, version);
+        const depInfo = queryPathInfo(reader);
+        const buildLog = readStderrMessages(reader, version);
+        const results = reader.readList((r) => readKeyedBuildResult(r, ctx));
+        const outInfo = queryPathInfo(reader);
+        reader.expectEnd("replies");
+        return { hello, handshake, greeting, depInfo, buildLog, results, outInfo };
+      },
+    });
+
+    assertEquals(replies.hello.version, version);
+    assert(
+      replies.handshake.daemonNixVersion?.startsWith("2.8"),
+      replies.handshake.daemonNixVersion,
+    );
+    assertEquals(replies.greeting, [{ type: "last" }]);
+    for (
+      const [path, { valid, info }] of [[dep, replies.depInfo], [
+        outPath,
+        replies.outInfo,
+      ]] as const
+    ) {
+      assert(valid, path);
+      await assertPathInfoOf(nix, path, info);
+    }
+    assertEquals(replies.outInfo.info.deriver, drvPath);
+    assertEquals(replies.outInfo.info.ultimate, true);
+    const [result] = replies.results;
+    assertEquals([replies.results.length, result.status, result.path], [1, "Built", wanted]);
+    assertEquals(Object.values(result.builtOutputs).map((r) => r.outPath), [outPath]);
+    const logText = replies.buildLog.flatMap((m) => m.type === "result" ? m.fields : []);
+    assert(logText.includes("built"), JSON.stringify(replies.buildLog));
+
+    const echo = new WireWriter().writeRaw(encodeHello({ magic: WORKER_MAGIC_2, version }));
+    writeClientHandshakeInfo(echo, replies.handshake, version);
+    const writeLog = (log: StderrMessage[]) =>
+      log.forEach((m) => writeStderrMessage(echo, m, version));
+    const writeInfo = (reply: { log: StderrMessage[]; info: UnkeyedValidPathInfo }) => {
+      writeLog(reply.log);
+      echo.writeBool(true);
+      writeUnkeyedValidPathInfo(echo, reply.info, ctx);
+    };
+    writeLog(replies.greeting);
+    writeInfo(replies.depInfo);
+    writeLog(replies.buildLog);
+    echo.writeList(replies.results, (w, r) => writeKeyedBuildResult(w, r, ctx));
+    writeInfo(replies.outInfo);
+    assertEquals(echo.finish(), bytes);
+  },
+);

@@ -10,7 +10,7 @@ import {
   parseHashAlgorithm,
   parseStorePath,
 } from "../hashing/mod.ts";
-import { parseAt, readStorePaths, writeStringSet } from "./values.ts";
+import { parseAt, readStorePaths, sortedEntries, writeStringSet } from "./values.ts";
 import type { WireReader, WireWriter } from "./wire.ts";
 
 export type BasicDerivation = Omit<Derivation, "inputDrvs">;
@@ -95,7 +95,7 @@ export function readBasicDerivation(
 }
 
 export function writeBasicDerivation(writer: WireWriter, drv: BasicDerivation): void {
-  const outputs = [...drv.outputs].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
+  const outputs = sortedEntries(drv.outputs);
   writer.writeInt(outputs.length);
   for (const [name, output] of outputs) {
     writer.writeString(name);
@@ -103,7 +103,7 @@ export function writeBasicDerivation(writer: WireWriter, drv: BasicDerivation): 
   }
   writeStringSet(writer, drv.inputSrcs);
   writer.writeString(drv.system).writeString(drv.builder).writeStrings(drv.args);
-  const env = [...drv.env].sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
+  const env = sortedEntries(drv.env);
   writer.writeInt(env.length);
   for (const [key, value] of env) writer.writeString(key).writeString(value);
 }

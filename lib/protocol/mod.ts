@@ -13,3 +13,4 @@ export * from "./path_info.ts";
 export * from "./build_result.ts";
 export * from "./basic_derivation.ts";
 export * from "./serve_options.ts";
+export * from "./client_settings.ts";

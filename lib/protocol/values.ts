@@ -68,8 +68,17 @@ export function writeStringSet(writer: WireWriter, items: Iterable<string>): voi
   writer.writeStrings(sortedUnique(items));
 }
 
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 function sortedUnique(items: Iterable<string>): string[] {
-  return [...new Set(items)].sort((a, b) => a < b ? -1 : a > b ? 1 : 0);
+  return [...new Set(items)].sort(compareStrings);
+}
+
+/** A map's entries sorted by key, as a C++ `std::map` iterates (and Nix writes) them. */
+export function sortedEntries<V>(map: ReadonlyMap<string, V>): [string, V][] {
+  return [...map].sort(([a], [b]) => compareStrings(a, b));
 }
 
 /** A content address: how a path's contents were hashed, and the hash. */

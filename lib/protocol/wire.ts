@@ -81,15 +81,25 @@ export class WireReader {
     if (n > this.remaining) throw new WireTruncatedError(what, this.#offset);
   }
 
-  /** An unsigned 64-bit integer; above 2^53 - 1 it is refused, as no value kiln reads gets there. */
+  /**
+   * An unsigned 64-bit integer as a number; above 2^53 - 1 it is refused. Read the one field that
+   * goes there, CollectGarbage's maxFreed (2^64 - 1 for no limit), with {@link readBigInt}.
+   */
   readInt(what = "integer"): number {
+    const start = this.#offset;
+    const value = this.readBigInt(what);
+    if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
+      throw new WireFormatError(`${capitalise(what)} ${value} is too large`, start);
+    }
+    return Number(value);
+  }
+
+  /** An unsigned 64-bit integer, in full. */
+  readBigInt(what = "integer"): bigint {
     this.#need(8, what);
     const value = this.#view.getBigUint64(this.#offset, true);
-    if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
-      throw this.error(`${capitalise(what)} ${value} is too large`);
-    }
     this.#offset += 8;
-    return Number(value);
+    return value;
   }
 
   /** A boolean: any non-zero integer is true, as Nix reads it. */
@@ -171,8 +181,16 @@ export class WireWriter {
     if (!Number.isSafeInteger(value) || value < 0) {
       throw new RangeError(`Internal error: ${value} is not an unsigned wire integer`);
     }
+    return this.writeBigInt(BigInt(value));
+  }
+
+  /** An unsigned 64-bit integer given as a bigint (0 to 2^64 - 1). */
+  writeBigInt(value: bigint): this {
+    if (value < 0n || value >= 1n << 64n) {
+      throw new RangeError(`Internal error: ${value} is not an unsigned 64-bit integer`);
+    }
     this.#reserve(8);
-    new DataView(this.#buffer.buffer).setBigUint64(this.#length, BigInt(value), true);
+    new DataView(this.#buffer.buffer).setBigUint64(this.#length, value, true);
     this.#length += 8;
     return this;
   }

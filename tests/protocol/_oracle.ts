@@ -59,8 +59,8 @@ export async function assertPathInfoOf(
 
 /**
  * Runs `command` (a Nix program speaking a protocol on stdin and stdout) in `nix`'s store, sends
- * `request` and reads until `parse` accepts the replies (a WireTruncatedError means "more to
- * come"); only then closes stdin, since Nix interrupts a build whose client hangs up.
+ * `request` and reads until `parse` accepts the replies and nothing is left over (a
+ * WireTruncatedError means "more to come"); only then closes stdin, since Nix interrupts a build whose client hangs up.
  */
 export async function converse<T>(
   nix: NixSandbox,
@@ -82,7 +82,9 @@ export async function converse<T>(
     for await (const chunk of child.stdout) {
       chunks.push(chunk);
       try {
-        replies = parse(WireReader.fromChunks(chunks));
+        const reader = WireReader.fromChunks(chunks);
+        replies = parse(reader);
+        reader.expectEnd("replies");
         break;
       } catch (e) {
         if (!(e instanceof WireTruncatedError)) throw e;

@@ -113,6 +113,8 @@ Deno.test("WireReader refuses lengths over its limits and non-zero padding, with
   assert(padError.message.includes("Non-zero padding") && padError.offset === 11);
   const huge = new Uint8Array(8).fill(0xff);
   assert(catchWire(() => new WireReader(huge).readInt()).message.includes("too large"));
+  assertEquals(new WireReader(huge).readBigInt("maxFreed"), 2n ** 64n - 1n);
+  assertEquals(new WireWriter().writeBigInt(2n ** 64n - 1n).finish(), huge);
 });
 
 function catchWire(fn: () => unknown): WireFormatError {

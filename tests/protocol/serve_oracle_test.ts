@@ -45,14 +45,12 @@ nixOracleTest(
     const { bytes, replies } = await converse(nix, {
       command: ["nix-store", "--serve", "--write"],
       request: request.finish(),
-      parse: (reader) => {
-        const hello = readHello(reader, SERVE_MAGIC_2);
-        const inputs = readServePathInfos(reader, ctx);
-        const result = readServeBuildResult(reader, ctx);
-        const outputs = readServePathInfos(reader, ctx);
-        reader.expectEnd("replies");
-        return { hello, inputs, result, outputs };
-      },
+      parse: (reader) => ({
+        hello: readHello(reader, SERVE_MAGIC_2),
+        inputs: readServePathInfos(reader, ctx),
+        result: readServeBuildResult(reader, ctx),
+        outputs: readServePathInfos(reader, ctx),
+      }),
     });
     const { hello, inputs, result, outputs } = replies;
     assertEquals(hello, { magic: SERVE_MAGIC_2, version });

@@ -6,6 +6,7 @@
 
 import { assert, assertEquals } from "../_assert.ts";
 import {
+  type ClientSettings,
   type DerivedPath,
   encodeHello,
   readClientHandshakeInfo,
@@ -24,12 +25,26 @@ import {
   writeBuildMode,
   writeClientHandshakeInfo,
   writeClientObsoleteFields,
+  writeClientSettings,
   writeDerivedPath,
   writeKeyedBuildResult,
   writeStderrMessage,
   writeUnkeyedValidPathInfo,
 } from "../../lib/protocol/mod.ts";
 import { assertPathInfoOf, converse, instantiate, nixOracleTest } from "./_oracle.ts";
+
+const SETTINGS: ClientSettings = {
+  keepFailed: false,
+  keepGoing: false,
+  tryFallback: false,
+  verbosity: 7,
+  maxBuildJobs: 1,
+  maxSilentTime: 0,
+  verboseBuild: true,
+  buildCores: 1,
+  useSubstitutes: false,
+  overrides: new Map([["max-build-log-size", "0"]]),
+};
 
 nixOracleTest(
   "worker protocol codecs speak with Nix 2.8's nix-daemon --stdio: path infos and a build",
@@ -44,6 +59,8 @@ nixOracleTest(
 
     const request = new WireWriter().writeInt(WORKER_MAGIC_1).writeInt(version);
     writeClientObsoleteFields(request, { reserveSpace: false }, version);
+    request.writeInt(WorkerOp.SetOptions);
+    writeClientSettings(request, SETTINGS, version);
     request.writeInt(WorkerOp.QueryPathInfo).writeString(dep);
     request.writeInt(WorkerOp.BuildPathsWithResults);
     request.writeList([wanted], (w, path) => writeDerivedPath(w, path, ctx));
@@ -62,12 +79,12 @@ nixOracleTest(
         const hello = readHello(reader, WORKER_MAGIC_2);
         const handshake = readClientHandshakeInfo(reader, version);
         const greeting = readStderrMessages(reader, version);
+        const setOptions = readStderrMessages(reader, version);
         const depInfo = queryPathInfo(reader);
         const buildLog = readStderrMessages(reader, version);
         const results = reader.readList((r) => readKeyedBuildResult(r, ctx));
         const outInfo = queryPathInfo(reader);
-        reader.expectEnd("replies");
-        return { hello, handshake, greeting, depInfo, buildLog, results, outInfo };
+        return { hello, handshake, greeting, setOptions, depInfo, buildLog, results, outInfo };
       },
     });
 
@@ -77,6 +94,12 @@ nixOracleTest(
       replies.handshake.daemonNixVersion,
     );
     assertEquals(replies.greeting, [{ type: "last" }]);
+    assertEquals(replies.setOptions, [{ type: "last" }]);
+    // Debug lines reach the client only because SetOptions' verbosity (7) was read as such.
+    const debug = replies.buildLog.filter((m) =>
+      m.type === "next" && m.text === "entered goal loop\n"
+    );
+    assertEquals(debug.length, 1);
     for (
       const [path, { valid, info }] of [[dep, replies.depInfo], [
         outPath,
@@ -104,6 +127,7 @@ nixOracleTest(
       writeUnkeyedValidPathInfo(echo, reply.info, ctx);
     };
     writeLog(replies.greeting);
+    writeLog(replies.setOptions);
     writeInfo(replies.depInfo);
     writeLog(replies.buildLog);
     echo.writeList(replies.results, (w, r) => writeKeyedBuildResult(w, r, ctx));

@@ -8,6 +8,7 @@ import { assert, assertEquals } from "../_assert.ts";
 import {
   type ClientSettings,
   type DerivedPath,
+  encodeFramed,
   encodeHello,
   readClientHandshakeInfo,
   readHello,
@@ -30,7 +31,9 @@ import {
   writeKeyedBuildResult,
   writeStderrMessage,
   writeUnkeyedValidPathInfo,
+  writeValidPathInfo,
 } from "../../lib/protocol/mod.ts";
+import { hashBytes } from "../../lib/hashing/mod.ts";
 import { assertPathInfoOf, converse, instantiate, nixOracleTest } from "./_oracle.ts";
 
 const SETTINGS: ClientSettings = {
@@ -133,5 +136,55 @@ nixOracleTest(
     echo.writeList(replies.results, (w, r) => writeKeyedBuildResult(w, r, ctx));
     writeInfo(replies.outInfo);
     assertEquals(echo.finish(), bytes);
+  },
+);
+
+nixOracleTest(
+  "AddToStoreNar with framed data (1.23+) adds the path nix-daemon --stdio then describes",
+  async (nix) => {
+    const { dep } = await instantiate(nix, { name: "n", script: ":" });
+    const nar = (await nix.runRaw("nix-store", ["--dump", dep])).bytes;
+    const version = WORKER_PROTOCOL_VERSION;
+    const ctx = { storeDir: nix.storeDir, version };
+    const path = `${nix.storeDir}/${"0".repeat(32)}-added`;
+    const info = {
+      path,
+      narHash: hashBytes("sha256", nar),
+      references: [],
+      registrationTime: 1700000000,
+      narSize: nar.length,
+      ultimate: false,
+      sigs: [],
+    };
+
+    const request = new WireWriter().writeInt(WORKER_MAGIC_1).writeInt(version);
+    writeClientObsoleteFields(request, { reserveSpace: false }, version);
+    request.writeInt(WorkerOp.AddToStoreNar);
+    writeValidPathInfo(request, info, ctx);
+    request.writeBool(false).writeBool(true).writeRaw(encodeFramed(nar, 100));
+    request.writeInt(WorkerOp.QueryPathInfo).writeString(path);
+    const { replies } = await converse(nix, {
+      command: ["nix-daemon", "--stdio"],
+      request: request.finish(),
+      parse: (reader) => {
+        readHello(reader, WORKER_MAGIC_2);
+        readClientHandshakeInfo(reader, version);
+        readStderrMessages(reader, version);
+        const added = readStderrMessages(reader, version);
+        const queried = readStderrMessages(reader, version);
+        return {
+          added,
+          queried,
+          valid: reader.readBool(),
+          info: readUnkeyedValidPathInfo(reader, ctx),
+        };
+      },
+    });
+
+    assertEquals(replies.added.at(-1), { type: "last" });
+    assertEquals(replies.valid, true);
+    const { path: _, ...unkeyed } = info;
+    assertEquals(replies.info, unkeyed);
+    assertEquals((await nix.runRaw("nix-store", ["--dump", path])).bytes, nar);
   },
 );

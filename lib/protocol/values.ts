@@ -27,7 +27,7 @@ export function parseAt<T>(start: number, parse: () => T): T {
     return parse();
   } catch (e) {
     if (e instanceof WireFormatError) throw e;
-    if (e instanceof SyntaxError || e instanceof RangeError || e instanceof TypeError) {
+    if (e instanceof SyntaxError || e instanceof RangeError) {
       throw new WireFormatError(e.message, start);
     }
     throw e;

@@ -9,3 +9,4 @@ export * from "./narinfo_cache.ts";
 export { lutimes, pathExists, removeTree } from "./_fs.ts";
 export { directoryInodes } from "./_file_io.ts";
 export * from "./store.ts";
+export * from "./queries.ts";

@@ -10,3 +10,4 @@ export { lutimes, pathExists, removeTree } from "./_fs.ts";
 export { directoryInodes } from "./_file_io.ts";
 export * from "./store.ts";
 export * from "./queries.ts";
+export * from "./export.ts";

@@ -1,9 +1,10 @@
-/** `kiln store add|path-info|sign|query`: add paths, show, sign and query their metadata. */
+/** `kiln store add|path-info|sign|query|export|import`: add, show, sign, query, move paths. */
 
 import { parseHashAlgorithm, parseStorePath } from "../../hashing/mod.ts";
 import { LocalStore, type PathInfo } from "../../store/mod.ts";
 import { parseCommandArgs, runSubcommand, UsageError } from "../args.ts";
 import { type Command, printJson, printLines } from "../command.ts";
+import { exportCommand, importCommand, STORE_EXPORT_USAGE } from "./store_export.ts";
 import { queryPaths, STORE_QUERY_USAGE } from "./store_query.ts";
 import { signPaths, STORE_SIGN_USAGE } from "./store_sign.ts";
 
@@ -21,6 +22,7 @@ const USAGE = `Usage:
       deriver, narHash (SRI), narSize, references, registrationTime, signatures, ultimate
 ${STORE_SIGN_USAGE}
 ${STORE_QUERY_USAGE}
+${STORE_EXPORT_USAGE}
 
 PATH for path-info is a store path itself (<store dir>/<hash>-<name>), not a file inside one
 nor a symlink to one. ALGO is md5, sha1, sha256 or sha512. NAME defaults to PATH's base name.`;
@@ -33,6 +35,8 @@ export const storeCommand: Command = {
       "path-info": pathInfo,
       sign: signPaths,
       query: queryPaths,
+      export: exportCommand,
+      import: importCommand,
     }),
 };
 

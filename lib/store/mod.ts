@@ -11,3 +11,4 @@ export { directoryInodes } from "./_file_io.ts";
 export * from "./store.ts";
 export * from "./queries.ts";
 export * from "./export.ts";
+export * from "./why_depends.ts";

@@ -4,6 +4,8 @@
  * function, so any store (or a test's graph) can answer them.
  */
 
+import { TREE_CONN, TREE_LAST, TREE_LINE, TREE_NULL } from "./_tree.ts";
+
 /** The paths a path refers to (itself too, if it does). */
 export type ReferencesOf = (path: string) => Iterable<string>;
 
@@ -63,11 +65,6 @@ export function computeRequisites(
     return next;
   });
 }
-
-const TREE_CONN = "├───";
-const TREE_LAST = "└───";
-const TREE_LINE = "│   ";
-const TREE_NULL = "    ";
 
 /**
  * `nix-store -q --tree`: each root and its references, depth first, a reference's subtree only

@@ -27,6 +27,7 @@ let
     echo "before \${multi.dev} after" > $out/sub/x
     echo \${mid} > $out/y
     /bin/ln -s \${leaf} $out/link
+    printf 'a\tb %s\n' \${leaf} > $out/sub/z
   '' {};
 in { inherit top leaf mid self multi; }
 `;

@@ -35,6 +35,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     load: () => import("./commands/build.ts").then((m) => m.buildCommand),
   },
   {
+    name: "why-depends",
+    summary: "show why a store path depends on another, as nix why-depends",
+    load: () => import("./commands/why_depends.ts").then((m) => m.whyDependsCommand),
+  },
+  {
     name: "log",
     summary: "print the build log of a derivation or output path",
     load: () => import("./commands/log.ts").then((m) => m.logCommand),

@@ -135,6 +135,11 @@ export class LocalStore implements Store {
     return this.#db.queryDerivationOutputs(drvPath);
   }
 
+  /** The valid derivations that have `path` among their outputs, sorted (Nix's query). */
+  queryValidDerivers(path: string): string[] {
+    return this.#db.queryValidDerivers(path);
+  }
+
   /** How long the last build of each derivation name took here (ms), where one was recorded. */
   queryBuildTimes(names: readonly string[]): Map<string, number> {
     return this.#db.queryBuildTimes(names);

@@ -158,6 +158,12 @@ export class MetadataDb {
     });
   }
 
+  /** The valid derivations that record `path` as one of their outputs, sorted. */
+  queryValidDerivers(path: string): string[] {
+    const rows = retryBusy(() => this.#stmts.queryValidDerivers.all(path)) as { path: string }[];
+    return rows.map((r) => r.path);
+  }
+
   /** `paths` and everything they reference, directly or not, sorted; throws on an invalid one. */
   computeClosure(paths: Iterable<string>): string[] {
     const roots = [...new Set(paths)];
@@ -295,6 +301,10 @@ function prepareStatements(db: DatabaseSync) {
         " where r.reference = ? order by v.path",
     ),
     queryDerivationOutputs: p("select id, path from DerivationOutputs where drv = ? order by id"),
+    queryValidDerivers: p(
+      "select v.path from DerivationOutputs d join ValidPaths v on d.drv = v.id" +
+        " where d.path = ? order by v.path",
+    ),
     queryClosure: p(
       `with recursive closure(id) as (
          select id from ValidPaths where path in (select value from json_each(?))

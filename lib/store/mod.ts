@@ -9,3 +9,6 @@ export * from "./narinfo_cache.ts";
 export { lutimes, pathExists, removeTree } from "./_fs.ts";
 export { directoryInodes } from "./_file_io.ts";
 export * from "./store.ts";
+export * from "./queries.ts";
+export * from "./export.ts";
+export * from "./why_depends.ts";

@@ -1,9 +1,11 @@
-/** `kiln store add|path-info|sign`: add paths to the store, show and sign their metadata. */
+/** `kiln store add|path-info|sign|query|export|import`: add, show, sign, query, move paths. */
 
 import { parseHashAlgorithm, parseStorePath } from "../../hashing/mod.ts";
 import { LocalStore, type PathInfo } from "../../store/mod.ts";
 import { parseCommandArgs, runSubcommand, UsageError } from "../args.ts";
 import { type Command, printJson, printLines } from "../command.ts";
+import { exportCommand, importCommand, STORE_EXPORT_USAGE } from "./store_export.ts";
+import { queryPaths, STORE_QUERY_USAGE } from "./store_query.ts";
 import { signPaths, STORE_SIGN_USAGE } from "./store_sign.ts";
 
 const USAGE = `Usage:
@@ -19,13 +21,23 @@ const USAGE = `Usage:
       --json prints one object keyed by path, as current Nix's 'nix path-info --json': ca,
       deriver, narHash (SRI), narSize, references, registrationTime, signatures, ultimate
 ${STORE_SIGN_USAGE}
+${STORE_QUERY_USAGE}
+${STORE_EXPORT_USAGE}
 
 PATH for path-info is a store path itself (<store dir>/<hash>-<name>), not a file inside one
 nor a symlink to one. ALGO is md5, sha1, sha256 or sha512. NAME defaults to PATH's base name.`;
 
 export const storeCommand: Command = {
   usage: USAGE,
-  run: (args) => runSubcommand("store", args, { add, "path-info": pathInfo, sign: signPaths }),
+  run: (args) =>
+    runSubcommand("store", args, {
+      add,
+      "path-info": pathInfo,
+      sign: signPaths,
+      query: queryPaths,
+      export: exportCommand,
+      import: importCommand,
+    }),
 };
 
 async function add(args: string[]): Promise<number> {

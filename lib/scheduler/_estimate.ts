@@ -2,11 +2,15 @@
  * How long a run still takes, from history: each build takes as long as its derivation name took
  * the last time here (a running build, what is left of that), and the run takes as long as its
  * longest chain of builds still to finish (slots are not counted: an estimate, not a schedule).
- * No estimate while a build still to finish has no recorded duration.
+ * No estimate while a build still to finish has no recorded duration. The durations are recorded
+ * by derivation name in the store's database at the end of each run.
  */
 
-import type { GoalGraph } from "./worker.ts";
+import type { LocalStore } from "../store/mod.ts";
+import type { BuildResult } from "./build_result.ts";
 import type { SchedulerEvent } from "./events.ts";
+import type { BuildPlan } from "./plan.ts";
+import type { GoalGraph } from "./worker.ts";
 
 /** Estimates a run's remaining time as its builds start and finish. */
 export class Estimator {
@@ -96,4 +100,42 @@ export class Estimator {
     }
     return order;
   }
+}
+
+/**
+ * Feeds the worker's events to an {@link Estimator} over the builds of `plan`, and passes on an
+ * estimate at the first event and then at most once a second.
+ */
+export function estimator(
+  store: LocalStore,
+  plan: BuildPlan,
+): (event: SchedulerEvent, emit: (remaining: number, at: number) => void) => void {
+  const builds = [...plan.derivations.keys()].filter((p) => !plan.graph.get(p)!.valid);
+  const nameOf = (path: string) => plan.derivations.get(path)!.drv.name;
+  const times = store.queryBuildTimes([...new Set(builds.map(nameOf))]);
+  const estimator = new Estimator(plan.graph, builds, (path) => times.get(nameOf(path)));
+  let last = -Infinity;
+  return (event, emit) => {
+    const now = Date.now();
+    estimator.update(event, now);
+    if (now - last < 1000) return;
+    last = now;
+    const remaining = estimator.remaining(now);
+    if (remaining !== undefined) emit(remaining, now);
+  };
+}
+
+/** Records how long each build of the run took, by derivation name, for later estimates. */
+export function recordBuildTimes(
+  store: LocalStore,
+  plan: BuildPlan,
+  results: ReadonlyMap<string, BuildResult>,
+): void {
+  const times = new Map<string, number>();
+  for (const [path, result] of results) {
+    const planned = plan.derivations.get(path);
+    if (planned === undefined || result.status !== "built") continue;
+    times.set(planned.drv.name, result.stopTime - result.startTime);
+  }
+  store.recordBuildTimes(times);
 }

@@ -21,21 +21,20 @@ import {
   withElfDependencies,
 } from "../sandbox/mod.ts";
 import { type LocalStore, removeTree } from "../store/mod.ts";
-import type { BuildResult, GoalKind } from "./build_result.ts";
+import type { BuildResult } from "./build_result.ts";
 import {
   type BuildSettings,
   type DerivationGoals,
   makeDerivationGoals,
 } from "./derivation_goal.ts";
-import type { Progress, SchedulerEvent } from "./events.ts";
 import { inputsFirst } from "./missing.ts";
 import { type BuildPlan, type BuildTarget, planBuild } from "./plan.ts";
-import type { ActivityType, RunEvent, RunListener } from "./run_events.ts";
+import type { RunListener } from "./run_events.ts";
 import { Watchdog } from "./watchdog.ts";
 import { runGoals } from "./worker.ts";
 import { BuildDirs } from "./_build_dirs.ts";
-import { Estimator } from "./_estimate.ts";
-import { withoutLogTail } from "./_failures.ts";
+import { estimator, recordBuildTimes } from "./_estimate.ts";
+import { EventSink, GoalActivities } from "./_run_activities.ts";
 import { substituteOutputs, type SubstitutionOptions } from "./_substitute_step.ts";
 
 export type { SubstitutionOptions } from "./_substitute_step.ts";
@@ -282,190 +281,5 @@ async function buildPlan(
     if (shareDir !== undefined) removeTree(shareDir);
     if (viewDir !== undefined) removeTree(viewDir);
     await watchdog?.close();
-  }
-}
-
-/**
- * Feeds the worker's events to an {@link Estimator} over the builds of `plan`, and passes on an
- * estimate at the first event and then at most once a second.
- */
-function estimator(
-  store: LocalStore,
-  plan: BuildPlan,
-): (event: SchedulerEvent, emit: (remaining: number, at: number) => void) => void {
-  const builds = [...plan.derivations.keys()].filter((p) => !plan.graph.get(p)!.valid);
-  const nameOf = (path: string) => plan.derivations.get(path)!.drv.name;
-  const times = store.queryBuildTimes([...new Set(builds.map(nameOf))]);
-  const estimator = new Estimator(plan.graph, builds, (path) => times.get(nameOf(path)));
-  let last = -Infinity;
-  return (event, emit) => {
-    const now = Date.now();
-    estimator.update(event, now);
-    if (now - last < 1000) return;
-    last = now;
-    const remaining = estimator.remaining(now);
-    if (remaining !== undefined) emit(remaining, now);
-  };
-}
-
-/** Records how long each build of the run took, by derivation name, for later estimates. */
-function recordBuildTimes(
-  store: LocalStore,
-  plan: BuildPlan,
-  results: ReadonlyMap<string, BuildResult>,
-): void {
-  const times = new Map<string, number>();
-  for (const [path, result] of results) {
-    const planned = plan.derivations.get(path);
-    if (planned === undefined || result.status !== "built") continue;
-    times.set(planned.drv.name, result.stopTime - result.startTime);
-  }
-  store.recordBuildTimes(times);
-}
-
-/** Emits events to the listener; a throwing listener stops the run, which then rejects. */
-class EventSink {
-  #nextId = 1;
-  #error: { error: unknown } | undefined;
-
-  constructor(
-    readonly listener: RunListener | undefined,
-    readonly onListenerError: (error: unknown) => void,
-  ) {}
-
-  newId(): number {
-    return this.#nextId++;
-  }
-
-  emit(make: () => RunEvent): void {
-    if (this.listener === undefined || this.#error !== undefined) return;
-    try {
-      this.listener(make());
-    } catch (error) {
-      this.#error = { error };
-      this.onListenerError(error);
-    }
-  }
-
-  msg(level: "error" | "warn" | "info", text: string): void {
-    this.emit(() => ({ type: "msg", level, text }));
-  }
-
-  /** Throws what the listener threw, if it did. */
-  rethrow(): void {
-    if (this.#error !== undefined) throw this.#error.error;
-  }
-}
-
-const CHILD: Record<"builds" | "copyPaths", ActivityType> = {
-  builds: "build",
-  copyPaths: "substitute",
-};
-const KIND: Record<"builds" | "copyPaths", GoalKind> = { builds: "build", copyPaths: "substitute" };
-
-/**
- * Turns the worker's goal events into activities under one parent (`builds` or `copyPaths`),
- * started with the first goal. A goal's log lines are held until its activity starts: a build
- * started early starts only once its dependency has succeeded, and its lines stay in its log when
- * that dependency fails.
- */
-class GoalActivities {
-  readonly #events: EventSink;
-  readonly #parent: "builds" | "copyPaths";
-  #parentId = 0;
-  readonly #ids = new Map<string, number>();
-  readonly #held = new Map<string, string[]>();
-
-  constructor(events: EventSink, parent: "builds" | "copyPaths") {
-    this.#events = events;
-    this.#parent = parent;
-  }
-
-  onEvent(event: SchedulerEvent, start: { text?: string; name?: string; narSize?: number }): void {
-    const events = this.#events;
-    if (this.#parentId === 0) {
-      const id = this.#parentId = events.newId();
-      events.emit(() => ({ type: "start", id, activity: this.#parent, parent: 0, text: "" }));
-    }
-    // As Nix: a goal's activity starts before the progress that counts it running, and a
-    // finished goal's progress and error come before its activity stops.
-    if (event.type === "started") {
-      const id = events.newId();
-      this.#ids.set(event.path, id);
-      const text = start.text ?? `copying path '${event.path}'`;
-      events.emit(() => ({
-        type: "start",
-        id,
-        activity: CHILD[this.#parent],
-        parent: this.#parentId,
-        text,
-        path: event.path,
-        ...(start.name === undefined ? {} : { name: start.name }),
-        ...(start.narSize === undefined ? {} : { narSize: start.narSize }),
-      }));
-      this.#progress(event.progress);
-      for (const line of this.#held.get(event.path) ?? []) this.#line(id, line);
-    } else {
-      const id = this.#ids.get(event.path);
-      this.#ids.delete(event.path);
-      this.#progress(event.progress);
-      const result = event.result;
-      if (result.status === "failed" && result.reason !== "cancelled") {
-        const text = result.message;
-        const brief = withoutLogTail(text);
-        events.emit(() => ({
-          type: "msg",
-          level: "error",
-          text,
-          ...(brief === text ? {} : { brief }),
-        }));
-      }
-      if (id !== undefined) events.emit(() => ({ type: "stop", id, result }));
-    }
-    this.#held.delete(event.path);
-  }
-
-  logLine(path: string, line: string): void {
-    const id = this.#ids.get(path);
-    if (id !== undefined) return this.#line(id, line);
-    let lines = this.#held.get(path);
-    if (lines === undefined) this.#held.set(path, lines = []);
-    lines.push(line);
-  }
-
-  /** Passes on an estimate of the time left (see `EstimateEvent`). */
-  estimate(remaining: number, at: number): void {
-    const id = this.#parentId;
-    this.#events.emit(() => ({ type: "result", id, result: "estimate", remaining, at }));
-  }
-
-  /** Stops the parent activity, if it started. */
-  end(): void {
-    const id = this.#parentId;
-    if (id !== 0) this.#events.emit(() => ({ type: "stop", id }));
-    this.#parentId = 0;
-  }
-
-  #line(id: number, line: string): void {
-    this.#events.emit(() => ({ type: "result", id, result: "buildLogLine", line }));
-  }
-
-  /**
-   * The parent's progress: running counts the goals whose activity has started (as Nix counts
-   * them), not those holding a slot: a build started early runs before it is announced.
-   */
-  #progress(progress: Progress): void {
-    const id = this.#parentId;
-    const { done, expected, failed } = progress[KIND[this.#parent]];
-    const running = this.#ids.size;
-    this.#events.emit(() => ({
-      type: "result",
-      id,
-      result: "progress",
-      done,
-      expected,
-      running,
-      failed,
-    }));
   }
 }

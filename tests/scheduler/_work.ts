@@ -3,10 +3,13 @@
 import type {
   BuildHooks,
   BuildOutcome,
+  BuildResult,
+  FailureResult,
   GoalKind,
   GoalNode,
   SubstituteOutcome,
 } from "../../lib/scheduler/mod.ts";
+import { assertEquals } from "../_assert.ts";
 
 interface Call {
   path: string;
@@ -137,4 +140,25 @@ export function graphOf(
     });
   }
   return graph;
+}
+
+/** The failure result of `path`; asserts that it failed. */
+export function failureOf(results: Map<string, BuildResult>, path: string): FailureResult {
+  const result = results.get(path)!;
+  assertEquals(result.status, "failed", `${path} should have failed`);
+  return result as FailureResult;
+}
+
+/** The failure message of `path`. */
+export function messageOf(results: Map<string, BuildResult>, path: string): string {
+  return failureOf(results, path).message;
+}
+
+/** Each result as `built`, `failed:<reason>` ... */
+export function statuses(results: Map<string, BuildResult>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [path, result] of results) {
+    out[path] = result.status === "failed" ? `failed:${result.reason}` : result.status;
+  }
+  return out;
 }

@@ -259,7 +259,10 @@ export class ParallelHasher implements Disposable {
       threadsBroken = true;
       return this.#hashInline();
     }
-    this.#worker.onerror = (e) => e.preventDefault(); // a broken thread shows as no progress
+    this.#worker.onerror = (e) => {
+      e.preventDefault(); // a broken thread shows as no progress
+      Atomics.notify(this.#ctl, READY); // and to threadReady()
+    };
     const job: HashJob = { sab: this.#sab!, algorithm: this.#algorithm };
     this.#worker.postMessage(job);
   }

@@ -14,24 +14,7 @@ import {
   writeNarFileTail,
 } from "../hashing/mod.ts";
 import { type FileIo, openFileIo } from "./_file_io.ts";
-import {
-  CONSUMED,
-  CONTROL_BYTES,
-  DIGEST_AT,
-  DIGEST_LENGTH,
-  ELSEWHERE_AT,
-  ERROR_AT,
-  ERROR_BYTES,
-  ERROR_LENGTH,
-  FILE_RECORD_HEAD,
-  type HashJob,
-  LENGTHS,
-  PRODUCED,
-  READY,
-  SLOT_SIZE,
-  SLOTS,
-  STATE,
-} from "./_hash_ring.ts";
+import * as ring from "./_hash_ring.ts";
 
 /**
  * Files are read in pieces this big: small enough to stay in a core's L2 cache between the read
@@ -55,37 +38,37 @@ class RingHasher {
   /** Bytes of the nodes this thread wrote. */
   #elsewhere = 0;
 
-  constructor(readonly job: HashJob) {
-    this.#ctl = new Int32Array(job.sab, 0, LENGTHS + SLOTS);
-    this.#data = new Uint8Array(job.sab, CONTROL_BYTES, SLOTS * SLOT_SIZE);
+  constructor(readonly job: ring.HashJob) {
+    this.#ctl = new Int32Array(job.sab, 0, ring.LENGTHS + ring.SLOTS);
+    this.#data = new Uint8Array(job.sab, ring.CONTROL_BYTES, ring.SLOTS * ring.SLOT_SIZE);
     this.#hash = createHasher(job.algorithm);
   }
 
   /** Hashes slots until the input is complete (then leaves the digest) or cancelled. */
   run(): void {
     const ctl = this.#ctl;
-    Atomics.store(ctl, READY, 1);
-    Atomics.notify(ctl, READY);
+    Atomics.store(ctl, ring.READY, 1);
+    Atomics.notify(ctl, ring.READY);
     for (let consumed = 0;;) {
-      const state = Atomics.load(ctl, STATE);
+      const state = Atomics.load(ctl, ring.STATE);
       if (state === 2) return;
-      const produced = Atomics.load(ctl, PRODUCED);
+      const produced = Atomics.load(ctl, ring.PRODUCED);
       if (consumed < produced) {
-        const start = (consumed % SLOTS) * SLOT_SIZE;
-        const length = ctl[LENGTHS + consumed % SLOTS];
+        const start = (consumed % ring.SLOTS) * ring.SLOT_SIZE;
+        const length = ctl[ring.LENGTHS + consumed % ring.SLOTS];
         if (length >= 0) this.#hash.update(this.#data.subarray(start, start + length));
         else this.#runProgram(start, -length);
-        Atomics.store(ctl, CONSUMED, ++consumed);
-        Atomics.notify(ctl, CONSUMED);
+        Atomics.store(ctl, ring.CONSUMED, ++consumed);
+        Atomics.notify(ctl, ring.CONSUMED);
       } else if (state === 1) {
         const digest = this.#hash.digest().bytes;
-        new Float64Array(this.job.sab, ELSEWHERE_AT, 1)[0] = this.#elsewhere;
-        new Uint8Array(this.job.sab, DIGEST_AT, digest.length).set(digest);
-        Atomics.store(ctl, DIGEST_LENGTH, digest.length);
-        Atomics.notify(ctl, DIGEST_LENGTH);
+        new Float64Array(this.job.sab, ring.ELSEWHERE_AT, 1)[0] = this.#elsewhere;
+        new Uint8Array(this.job.sab, ring.DIGEST_AT, digest.length).set(digest);
+        Atomics.store(ctl, ring.DIGEST_LENGTH, digest.length);
+        Atomics.notify(ctl, ring.DIGEST_LENGTH);
         return;
       } else {
-        Atomics.wait(ctl, PRODUCED, produced);
+        Atomics.wait(ctl, ring.PRODUCED, produced);
       }
     }
   }
@@ -93,15 +76,15 @@ class RingHasher {
   /** Leaves `error` for the caller's thread, which throws it again. */
   fail(error: unknown): void {
     const e = error instanceof Error ? error : new Error(String(error));
-    const text = new TextEncoder().encode(`${e.name}\n${e.message}`).subarray(0, ERROR_BYTES);
-    new Uint8Array(this.job.sab, ERROR_AT, text.length).set(text);
-    Atomics.store(this.#ctl, ERROR_LENGTH, text.length);
-    Atomics.notify(this.#ctl, CONSUMED);
-    Atomics.notify(this.#ctl, DIGEST_LENGTH);
+    const text = new TextEncoder().encode(`${e.name}\n${e.message}`).subarray(0, ring.ERROR_BYTES);
+    new Uint8Array(this.job.sab, ring.ERROR_AT, text.length).set(text);
+    Atomics.store(this.#ctl, ring.ERROR_LENGTH, text.length);
+    Atomics.notify(this.#ctl, ring.CONSUMED);
+    Atomics.notify(this.#ctl, ring.DIGEST_LENGTH);
   }
 
   #runProgram(start: number, length: number): void {
-    const view = new DataView(this.job.sab, CONTROL_BYTES + start, length);
+    const view = new DataView(this.job.sab, ring.CONTROL_BYTES + start, length);
     for (let at = 0; at < length;) {
       const r = view.getInt32(at, true);
       if (r >= 0) {
@@ -109,10 +92,10 @@ class RingHasher {
         at += 4 + r;
         continue;
       }
-      const pathAt = start + at + FILE_RECORD_HEAD;
+      const pathAt = start + at + ring.FILE_RECORD_HEAD;
       const path = decoder.decode(this.#data.slice(pathAt, pathAt - r - 1));
       this.#hashNode(path, view.getInt32(at + 4, true), view.getFloat64(at + 8, true));
-      at += FILE_RECORD_HEAD - r;
+      at += ring.FILE_RECORD_HEAD - r;
     }
   }
 
@@ -148,7 +131,7 @@ class RingHasher {
 }
 
 /** This thread's global scope as a worker's (the project is checked with the window's types). */
-const scope = self as unknown as { onmessage: (event: MessageEvent<HashJob>) => void };
+const scope = self as unknown as { onmessage: (event: MessageEvent<ring.HashJob>) => void };
 
 scope.onmessage = ({ data }) => {
   const hasher = new RingHasher(data);

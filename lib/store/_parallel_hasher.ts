@@ -4,11 +4,12 @@
  * fills 1 MiB slots of a shared ring and hands each over with `publish`; once the thread runs, a
  * file can instead be handed over by path (`publishFile`) and the thread reads it itself: the
  * walker does so for every large file, and for small ones while the thread is short of work
- * (`hungry`), so that the reading is shared between the two threads; the thread (`_hash_worker.ts`)
- * writes such a file's whole NAR node, and stats a small one itself: the walker does not. From then on a slot holds a
- * program (bytes and files, in order) rather than bytes only, so that many small files need one
- * slot. The thread starts only once a few slots are queued (small inputs are hashed inline), and
- * if it cannot start, or is not ready when the input ends, the caller's thread hashes the queue.
+ * (`hungry`), so that the reading is shared between the two threads; the thread
+ * (`_hash_worker.ts`) writes such a file's whole NAR node, and stats a small one itself: the walker
+ * does not. From then on a slot holds a program (bytes and files, in order) rather than bytes only,
+ * so that many small files need one slot. The thread starts only once a few slots are queued
+ * (small inputs are hashed inline), and if it cannot start, or is not ready when the input ends,
+ * the caller's thread hashes the queue.
  * The shared ring (33 MiB) is only allocated once a second buffer is handed over: an input that
  * fits one buffer (most build outputs, every `.drv`) is hashed inline from reused plain buffers.
  */

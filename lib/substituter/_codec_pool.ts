@@ -17,9 +17,6 @@ import { Hash, hashBytes } from "../hashing/mod.ts";
 import type { CodecReply, CodecRequest, WholeCodecKind } from "./_codec_worker.ts";
 import { loadLiblzma, type XzKind } from "./_xz.ts";
 
-export type { WholeCodecKind } from "./_codec_worker.ts";
-/** What a worker does to a stream's bytes. */
-export type CodecKind = XzKind;
 
 /** Options of {@link codeOnWorker} and {@link codeWholeOnWorker}. */
 export interface CodecJobOptions {
@@ -191,7 +188,7 @@ function end(p: Pool): void {
  * instead. Codec errors are thrown as plain Errors whose message is liblzma's.
  */
 export async function* codeOnWorker(
-  kind: CodecKind,
+  kind: XzKind,
   input: AsyncIterable<Uint8Array>,
   options: CodecJobOptions,
   fallback: (input: AsyncIterable<Uint8Array>) => AsyncIterable<Uint8Array>,

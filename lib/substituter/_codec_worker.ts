@@ -72,8 +72,7 @@ scope.onmessage = ({ data }) => {
     if (data.lzma) liblzma = instantiateLiblzma(data.lzma);
     scope.postMessage({ ready: true });
   } else if ("close" in data) {
-    jobs.get(data.id)?.[Symbol.dispose]();
-    jobs.delete(data.id);
+    close(data.id);
   } else if (isWholeJob(data)) {
     codeWholeJob(data);
   } else {
@@ -104,6 +103,7 @@ function isWholeJob(job: XzChunk | WholeJob): job is WholeJob {
   return job.kind === "zstd-decode" || job.kind === "zstd-encode";
 }
 
+/** Ends xz job `id`, freeing its state. */
 function close(id: number): void {
   jobs.get(id)?.[Symbol.dispose]();
   jobs.delete(id);

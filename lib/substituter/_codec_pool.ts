@@ -17,7 +17,6 @@ import { Hash, hashBytes } from "../hashing/mod.ts";
 import type { CodecReply, CodecRequest, WholeCodecKind } from "./_codec_worker.ts";
 import { loadLiblzma, type XzKind } from "./_xz.ts";
 
-
 /** Options of {@link codeOnWorker} and {@link codeWholeOnWorker}. */
 export interface CodecJobOptions {
   /** xz preset or zstd level (encoding). */

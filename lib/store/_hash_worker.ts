@@ -32,7 +32,8 @@ class RingHasher {
   readonly #ctl: Int32Array<SharedArrayBuffer>;
   readonly #data: Uint8Array<SharedArrayBuffer>;
   readonly #hash: Hasher;
-  readonly #files: FileIo = openFileIo();
+  /** Opened for the first file record: a job of bytes only needs none. */
+  #files: FileIo | undefined;
   readonly #piece = new Uint8Array(FILE_PIECE);
   readonly #frame = new Uint8Array(Math.max(NAR_FILE_HEAD_BYTES, NAR_FILE_TAIL_BYTES));
   /** Bytes of the nodes this thread wrote. */
@@ -101,7 +102,7 @@ class RingHasher {
 
   /** Hashes the NAR node of the regular file at `path`; an unknown mode or size is stat'd. */
   #hashNode(path: string, mode: number, size: number): void {
-    const files = this.#files;
+    const files = this.#files ??= openFileIo();
     if (mode < 0 || size < 0) {
       const info = files.lstat(path);
       if ((info.mode & S_IFMT) !== S_IFREG) {

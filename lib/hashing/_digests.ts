@@ -5,9 +5,7 @@
  * sha256 here); the difference is start-up: loading `node:crypto` costs ~40 ms (in every kiln
  * command, and again in every thread that hashes), opening libcrypto ~3-8 ms; and a small digest
  * costs ~1.6 us instead of ~5.7.
- *
- * {@link openDigests} is self-contained (no reference to anything outside its body), because the
- * hashing threads run its source too (`DIGESTS_SOURCE`): one implementation on every thread.
+ * Each thread that hashes (the hashing and codec workers too) opens its own.
  */
 
 /** An incremental digest: `update` with bytes, then `digest` once. */
@@ -89,9 +87,3 @@ export function openDigests(): DigestFactory {
     };
   };
 }
-
-/**
- * {@link openDigests}'s source, a function declaration: a hashing thread's code that starts with
- * it calls `openDigests()` for its factory.
- */
-export const DIGESTS_SOURCE: string = openDigests.toString();

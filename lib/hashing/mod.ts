@@ -2,7 +2,6 @@
 
 export * from "./bytes.ts";
 export * from "./hash.ts";
-export { DIGESTS_SOURCE } from "./_digests.ts";
 export * from "./nix_base32.ts";
 export * from "./store_path.ts";
 export * from "./references.ts";

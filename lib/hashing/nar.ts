@@ -36,10 +36,9 @@ const encoder = new TextEncoder();
 function encodeTokens(...tokens: string[]): Uint8Array {
   const parts = tokens.map((t) => encoder.encode(t));
   const out = new Uint8Array(parts.reduce((n, p) => n + 8 + paddedLength(p.length), 0));
-  const view = new DataView(out.buffer);
   let pos = 0;
   for (const p of parts) {
-    view.setUint32(pos, p.length, true);
+    writeU64(out, pos, p.length);
     out.set(p, pos + 8);
     pos += 8 + paddedLength(p.length);
   }
@@ -55,20 +54,63 @@ const MAGIC_TOKENS = encodeTokens(NAR_MAGIC);
 const REGULAR_TOKENS = encodeTokens("(", "type", "regular", "contents");
 const EXECUTABLE_TOKENS = encodeTokens("(", "type", "regular", "executable", "", "contents");
 
-/**
- * How a regular file's node starts, up to its size (u64) and contents: for a writer on another
- * thread, which completes a node that {@link NarWriter.fileElsewhere} left to it.
- */
-export const REGULAR_FILE_TOKENS: { readonly plain: Uint8Array; readonly executable: Uint8Array } =
-  {
-    plain: REGULAR_TOKENS,
-    executable: EXECUTABLE_TOKENS,
-  };
 const SYMLINK_TOKENS = encodeTokens("(", "type", "symlink", "target");
 const DIRECTORY_TOKENS = encodeTokens("(", "type", "directory");
 const ENTRY_TOKENS = encodeTokens("entry", "(", "name");
 const NODE_TOKENS = encodeTokens("node");
 const CLOSE_TOKENS = encodeTokens(")");
+
+/** The most bytes {@link writeNarFileHead} writes. */
+export const NAR_FILE_HEAD_BYTES = EXECUTABLE_TOKENS.length + 8;
+/** The most bytes {@link writeNarFileTail} writes. */
+export const NAR_FILE_TAIL_BYTES = 7 + CLOSE_TOKENS.length;
+
+/**
+ * Writes how a regular file's node starts, up to its contents (its tokens, then its `size` as a
+ * u64), at `into[at]`; returns the number of bytes written (at most {@link NAR_FILE_HEAD_BYTES}).
+ * With {@link writeNarFileTail}, for a writer that writes a file's node without a
+ * {@link NarWriter} (a thread that reads the file itself).
+ */
+export function writeNarFileHead(
+  into: Uint8Array,
+  at: number,
+  executable: boolean,
+  size: number,
+): number {
+  const tokens = executable ? EXECUTABLE_TOKENS : REGULAR_TOKENS;
+  into.set(tokens, at);
+  writeU64(into, at + tokens.length, size);
+  return tokens.length + 8;
+}
+
+/**
+ * Writes how a regular file's node of `size` bytes ends after its contents (the padding, then
+ * `)`) at `into[at]`; returns the number of bytes written (at most {@link NAR_FILE_TAIL_BYTES}).
+ */
+export function writeNarFileTail(into: Uint8Array, at: number, size: number): number {
+  return writeClose(into, at, paddedLength(size) - size);
+}
+
+/** Writes `padding` zero bytes and `)`; returns how many bytes that is. */
+function writeClose(into: Uint8Array, at: number, padding: number): number {
+  into.fill(0, at, at + padding);
+  into.set(CLOSE_TOKENS, at + padding);
+  return padding + CLOSE_TOKENS.length;
+}
+
+/** `n` as a u64, little-endian (numbers past 4 GiB too, where 32-bit bitwise ops fail). */
+function writeU64(into: Uint8Array, at: number, n: number): void {
+  const low = n >>> 0;
+  const high = Math.floor(n / 0x1_0000_0000);
+  into[at] = low;
+  into[at + 1] = low >>> 8;
+  into[at + 2] = low >>> 16;
+  into[at + 3] = low >>> 24;
+  into[at + 4] = high;
+  into[at + 5] = high >>> 8;
+  into[at + 6] = high >>> 16;
+  into[at + 7] = high >>> 24;
+}
 
 /**
  * Receives each filled buffer of a {@link NarWriter}. It may keep the chunk only if it returns a
@@ -84,7 +126,6 @@ export type NarSink = (chunk: Uint8Array) => Uint8Array | void;
 export class NarWriter {
   #sink: NarSink;
   #buf!: Uint8Array;
-  #view!: DataView;
   #pos = 0;
   #flushed = 0;
   #remaining = 0;
@@ -113,8 +154,8 @@ export class NarWriter {
 
   /** Starts a regular file of `size` bytes; its contents follow. */
   regular(executable: boolean, size: number): void {
-    this.#raw(executable ? EXECUTABLE_TOKENS : REGULAR_TOKENS);
-    this.#u64(size);
+    this.#ensure(NAR_FILE_HEAD_BYTES);
+    this.#pos += writeNarFileHead(this.#buf, this.#pos, executable, size);
     this.#remaining = size;
     this.#padding = paddedLength(size) - size;
   }
@@ -147,27 +188,6 @@ export class NarWriter {
     return view;
   }
 
-  /**
-   * Has `send` deliver the next `n` content bytes out of band (e.g. a thread reads the file
-   * itself): the writer flushes, calls `send`, and goes on in the buffer `send` returns.
-   */
-  contentsElsewhere(n: number, send: () => Uint8Array): void {
-    this.flush();
-    this.#take(n);
-    this.#use(send());
-    this.#flushed += n;
-  }
-
-  /**
-   * Has `send` deliver a whole regular file's node out of band, from its `(` to the padding after
-   * its contents (a thread stats and reads the file itself); `end` then closes it as usual. Those
-   * bytes are not in {@link size}: whoever wrote them counts them.
-   */
-  fileElsewhere(send: () => Uint8Array): void {
-    this.flush();
-    this.#use(send());
-  }
-
   /** A symlink to `target`. */
   symlink(target: string): void {
     this.#raw(SYMLINK_TOKENS);
@@ -192,17 +212,19 @@ export class NarWriter {
     if (this.#remaining !== 0) {
       throw new RangeError(`Internal error: NAR file closed with ${this.#remaining} bytes missing`);
     }
-    this.#ensure(this.#padding + 8);
-    this.#buf.fill(0, this.#pos, this.#pos + this.#padding);
-    this.#pos += this.#padding;
+    this.#ensure(this.#padding + CLOSE_TOKENS.length);
+    this.#pos += writeClose(this.#buf, this.#pos, this.#padding);
     this.#padding = 0;
-    this.#raw(CLOSE_TOKENS);
   }
 
-  /** Hands any buffered bytes to the sink. */
-  flush(): void {
-    if (this.#pos === 0) return;
-    const next = this.#sink(this.#buf.subarray(0, this.#pos));
+  /**
+   * Hands any buffered bytes to the sink; with `sink`, hands them (even none) to it instead, this
+   * once: one that hands something else over after them (a node another thread writes, between
+   * two calls of this writer), and returns the buffer to go on in.
+   */
+  flush(sink?: NarSink): void {
+    if (this.#pos === 0 && sink === undefined) return;
+    const next = (sink ?? this.#sink)(this.#buf.subarray(0, this.#pos));
     this.#flushed += this.#pos;
     this.#pos = 0;
     if (next) this.#use(next);
@@ -213,7 +235,6 @@ export class NarWriter {
       throw new RangeError(`Internal error: NAR buffer of ${buffer.length} bytes is too small`);
     }
     this.#buf = buffer;
-    this.#view = new DataView(buffer.buffer, buffer.byteOffset, buffer.byteLength);
   }
 
   #take(n: number): void {
@@ -238,8 +259,7 @@ export class NarWriter {
 
   #u64(n: number): void {
     this.#ensure(8);
-    this.#view.setUint32(this.#pos, n >>> 0, true);
-    this.#view.setUint32(this.#pos + 4, Math.floor(n / 0x1_0000_0000), true);
+    writeU64(this.#buf, this.#pos, n);
     this.#pos += 8;
   }
 

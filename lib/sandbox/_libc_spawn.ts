@@ -12,6 +12,7 @@
  */
 
 import { encodeNixString } from "../hashing/mod.ts";
+import { type Libc, loadLibc } from "../sys/mod.ts";
 
 /** How the builder ended, as Deno reports it: an exit code, or the signal's name. */
 export interface LibcStatus {
@@ -28,38 +29,6 @@ export interface LibcChild {
   /** With `input`: ends the child's stdin (so does this process's exit, however it comes). */
   closeInput?: () => void;
 }
-
-const SYMBOLS = {
-  pipe2: { parameters: ["buffer", "i32"], result: "i32" },
-  close: { parameters: ["i32"], result: "i32" },
-  posix_spawn: {
-    parameters: ["buffer", "buffer", "buffer", "buffer", "buffer", "buffer"],
-    result: "i32",
-    nonblocking: true,
-  },
-  posix_spawn_file_actions_init: { parameters: ["buffer"], result: "i32" },
-  posix_spawn_file_actions_destroy: { parameters: ["buffer"], result: "i32" },
-  posix_spawn_file_actions_adddup2: { parameters: ["buffer", "i32", "i32"], result: "i32" },
-  posix_spawn_file_actions_addopen: {
-    parameters: ["buffer", "i32", "buffer", "i32", "u32"],
-    result: "i32",
-  },
-  posix_spawn_file_actions_addchdir_np: { parameters: ["buffer", "buffer"], result: "i32" },
-  posix_spawnattr_init: { parameters: ["buffer"], result: "i32" },
-  posix_spawnattr_destroy: { parameters: ["buffer"], result: "i32" },
-  posix_spawnattr_setflags: { parameters: ["buffer", "i16"], result: "i32" },
-  posix_spawnattr_setsigdefault: { parameters: ["buffer", "buffer"], result: "i32" },
-  posix_spawnattr_setsigmask: { parameters: ["buffer", "buffer"], result: "i32" },
-  getrlimit: { parameters: ["i32", "buffer"], result: "i32" },
-  setrlimit: { parameters: ["i32", "buffer"], result: "i32" },
-  waitpid: { parameters: ["i32", "buffer", "i32"], result: "i32", nonblocking: true },
-  /** waitpid on this thread: for a child known to have exited (a hop to a thread costs more). */
-  reap: { name: "waitpid", parameters: ["i32", "buffer", "i32"], result: "i32" },
-  waitid: { parameters: ["i32", "u32", "buffer", "i32"], result: "i32", nonblocking: true },
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize", nonblocking: true },
-} as const;
-
-type _Libc = Deno.DynamicLibrary<typeof SYMBOLS>;
 
 const O_CLOEXEC = 0o2000000;
 const POSIX_SPAWN_SETSIGDEF = 0x04;
@@ -109,31 +78,26 @@ const SIGNAL_NAMES = [
   "SIGSYS",
 ]; // deno-fmt-ignore
 
-let libc: _Libc | undefined | null = null;
+/** Set once core dumps are off: undefined until tried, then libc or undefined where it failed. */
+let spawnLibc: Libc | undefined | null = null;
 
-/** glibc with core dumps turned off, loaded once; undefined where FFI or glibc is missing. */
-function loadLibc(): _Libc | undefined {
-  if (libc !== null) return libc;
-  libc = undefined;
-  if (Deno.build.os !== "linux") return undefined;
-  let lib: _Libc;
-  try {
-    lib = Deno.dlopen("libc.so.6", SYMBOLS);
-  } catch {
-    return undefined; // no FFI permission, or not glibc
-  }
+/** libc, with core dumps turned off once; undefined where FFI or glibc is missing. */
+function loadSpawnLibc(): Libc | undefined {
+  if (spawnLibc !== null) return spawnLibc;
+  spawnLibc = undefined;
+  const lib = loadLibc();
+  if (lib === undefined) return undefined;
   const limits = new BigUint64Array(2);
   if (lib.symbols.getrlimit(RLIMIT_CORE, limits) === 0) {
     limits[0] = 0n;
-    if (lib.symbols.setrlimit(RLIMIT_CORE, limits) === 0) libc = lib;
+    if (lib.symbols.setrlimit(RLIMIT_CORE, limits) === 0) spawnLibc = lib;
   }
-  if (libc === undefined) lib.close();
-  return libc;
+  return spawnLibc;
 }
 
 /** Whether {@link libcSpawn} works in this process. */
 export function libcSpawnAvailable(): boolean {
-  return loadLibc() !== undefined;
+  return loadSpawnLibc() !== undefined;
 }
 
 /**
@@ -147,7 +111,7 @@ export async function libcSpawn(
   cwd: string,
   options: { input?: boolean } = {},
 ): Promise<LibcChild> {
-  const lib = loadLibc();
+  const lib = loadSpawnLibc();
   if (lib === undefined) throw new Error("Internal error: libcSpawn() is not available here");
   const s = lib.symbols;
   const cwdC = cString(cwd);
@@ -212,7 +176,7 @@ export async function libcSpawn(
 }
 
 /** The pipe as a stream; the fd is closed at EOF, or on cancel once no read is under way. */
-function readPipe(lib: _Libc, fd: number): ReadableStream<Uint8Array> {
+function readPipe(lib: Libc, fd: number): ReadableStream<Uint8Array> {
   const buffer = new Uint8Array(READ_BYTES);
   let open = true;
   let cancelled = false;
@@ -223,7 +187,7 @@ function readPipe(lib: _Libc, fd: number): ReadableStream<Uint8Array> {
   };
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
-      const pending = lib.symbols.read(fd, buffer, BigInt(READ_BYTES));
+      const pending = lib.symbols.readWait(fd, buffer, BigInt(READ_BYTES));
       reading = pending;
       const n = Number(await pending);
       reading = undefined;
@@ -254,7 +218,7 @@ const SIGINFO_BYTES = 128;
  * comes while the builder is a zombie: until it is reaped its pid (and so its group id) cannot be
  * reused, so `kill(-pid)` cannot reach an unrelated process group that took the number.
  */
-async function waitFor(lib: _Libc, pid: number): Promise<LibcStatus> {
+async function waitFor(lib: Libc, pid: number): Promise<LibcStatus> {
   const status = new Int32Array(1);
   let reaped = false;
   if (

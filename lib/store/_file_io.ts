@@ -6,7 +6,7 @@
  * usual one (NotFound, AlreadyExists, PermissionDenied, ...).
  */
 
-import { AT_FDCWD, AT_SYMLINK_NOFOLLOW, type Libc, loadLibc } from "./_libc.ts";
+import { AT_FDCWD, AT_SYMLINK_NOFOLLOW, type Libc, loadLibc } from "../sys/mod.ts";
 
 /** What the walker needs of a file: its mode bits and size (symlinks not followed). */
 export interface FileStat {

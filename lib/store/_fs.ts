@@ -6,7 +6,7 @@
  */
 
 import { join } from "node:path";
-import { AT_FDCWD, AT_SYMLINK_NOFOLLOW, cString, errno, loadLibc } from "./_libc.ts";
+import { AT_FDCWD, AT_SYMLINK_NOFOLLOW, cString, errno, loadLibc } from "../sys/mod.ts";
 
 const TEMP_PREFIX = ".kiln-tmp-";
 let counter = 0;

@@ -4,32 +4,36 @@
  * fills 1 MiB slots of a shared ring and hands each over with `publish`; once the thread runs, a
  * file can instead be handed over by path (`publishFile`) and the thread reads it itself: the
  * walker does so for every large file, and for small ones while the thread is short of work
- * (`hungry`), so that the reading is shared between the two threads; such a small file the walker
- * does not even stat: the thread writes the file's whole NAR node. From then on a slot holds a
- * program (bytes and files, in order) rather than bytes only, so that many small files need one
- * slot. The thread starts only once a few slots are queued (small inputs are hashed inline), and
- * if it cannot start, or is not ready when the input ends, the caller's thread hashes the queue.
+ * (`hungry`), so that the reading is shared between the two threads; the thread
+ * (`_hash_worker.ts`) writes such a file's whole NAR node, and stats a small one itself: the walker
+ * does not. From then on a slot holds a program (bytes and files, in order) rather than bytes only,
+ * so that many small files need one slot. The thread starts only once a few slots are queued
+ * (small inputs are hashed inline), and if it cannot start, or is not ready when the input ends,
+ * the caller's thread hashes the queue.
  * The shared ring (33 MiB) is only allocated once a second buffer is handed over: an input that
  * fits one buffer (most build outputs, every `.drv`) is hashed inline from reused plain buffers.
  */
 
+import { createHasher, Hash, type HashAlgorithm, type Hasher, hashSize } from "../hashing/mod.ts";
 import {
-  createHasher,
-  DIGESTS_SOURCE,
-  Hash,
-  type HashAlgorithm,
-  type Hasher,
-  hashSize,
-  REGULAR_FILE_TOKENS,
-} from "../hashing/mod.ts";
+  CONSUMED,
+  CONTROL_BYTES,
+  DIGEST_AT,
+  DIGEST_LENGTH,
+  ELSEWHERE_AT,
+  ERROR_AT,
+  ERROR_LENGTH,
+  FILE_RECORD_HEAD,
+  type HashJob,
+  LENGTHS,
+  PRODUCED,
+  READY,
+  SHARED_BYTES,
+  SLOT_SIZE,
+  SLOTS,
+  STATE,
+} from "./_hash_ring.ts";
 
-const SLOT_SIZE = 1 << 20;
-/**
- * The thread reads files in pieces this big: small enough to stay in a core's L2 cache between
- * the read and the digest (1 MiB pieces cost a third more kernel time in copies on 2-core EPYC).
- */
-const FILE_PIECE = 1 << 16;
-const SLOTS = 32;
 /** A program slot is handed over once it stands for this many bytes (or its room runs out). */
 const PROGRAM_BYTES = 1 << 18;
 /** Room a program slot must keep for the next record; less, and it is handed over. */
@@ -42,169 +46,9 @@ const START_AFTER = 4;
 const START_MS = 2_000;
 /** How long a running thread may make no progress before it is declared broken. */
 const STALL_MS = 30_000;
-
-// Control words (Int32) at the start of the shared buffer, then one length per slot: n >= 0 for
-// n bytes, -n for a program of n bytes, a sequence of records each starting with an Int32 r:
-// r >= 0 for r bytes that follow, -r for a file whose contents come next: float64 size, then its
-// path, r bytes of UTF-8 with the terminating NUL. Size -1 stands for the file's whole NAR node from
-// its "(" to its padding, which the thread writes after a stat of its own; it counts those bytes,
-// and leaves their sum (float64) at ELSEWHERE_AT with the digest.
-const PRODUCED = 0;
-const CONSUMED = 1;
-const STATE = 2; // 0 running, 1 input complete, 2 cancelled
-const READY = 3;
-const DIGEST_LENGTH = 4;
-const ERROR_LENGTH = 5;
-const LENGTHS = 8;
-const CONTROL_BYTES = (LENGTHS + SLOTS) * 4;
-const DIGEST_AT = CONTROL_BYTES + SLOTS * SLOT_SIZE;
-const ERROR_AT = DIGEST_AT + 64;
-const ERROR_BYTES = 8192;
-const ELSEWHERE_AT = ERROR_AT + ERROR_BYTES;
-const SHARED_BYTES = ELSEWHERE_AT + 8;
-const O_RDONLY_CLOEXEC = 0o2000000;
-const AT_EMPTY_PATH = 0x1000;
-const STATX_TYPE_MODE_SIZE = 0x1 | 0x2 | 0x200;
 /** What a program counts a file of unknown size as (see PROGRAM_BYTES). */
 const NOMINAL_FILE_BYTES = 1 << 14;
 
-const WORKER_SOURCE = `
-${DIGESTS_SOURCE}
-self.onmessage = ({ data: { sab, algorithm, tokens } }) => {
-  const ctl = new Int32Array(sab, 0, ${LENGTHS + SLOTS});
-  const data = new Uint8Array(sab, ${CONTROL_BYTES}, ${SLOTS * SLOT_SIZE});
-  const hash = openDigests()(algorithm);
-  const own = new Uint8Array(${FILE_PIECE});
-  let libc;
-  try {
-    libc = Deno.dlopen("libc.so.6", {
-      open: { parameters: ["buffer", "i32"], result: "i32" },
-      read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-      close: { parameters: ["i32"], result: "i32" },
-      statx: { parameters: ["i32", "buffer", "i32", "u32", "buffer"], result: "i32" },
-    }).symbols;
-  } catch {
-    // no FFI: Deno's ops
-  }
-  const statx = new Uint8Array(256);
-  const statxView = new DataView(statx.buffer);
-  const noPath = new Uint8Array(1);
-  const sizeBytes = new Uint8Array(8);
-  const sizeView = new DataView(sizeBytes.buffer);
-  const zeros = new Uint8Array(8);
-  let elsewhere = 0;
-  // The file whose NUL-terminated path is at data[at, end), opened through libc where it can be.
-  const openFile = (at, end) => {
-    const path = () => new TextDecoder().decode(data.slice(at, end - 1));
-    const fd = libc ? libc.open(data.subarray(at, end), ${O_RDONLY_CLOEXEC}) : -1;
-    if (fd < 0) {
-      const file = Deno.openSync(path());
-      return {
-        path,
-        stat() {
-          const info = file.statSync();
-          return { regular: info.isFile, executable: (info.mode & 0o100) !== 0, size: info.size };
-        },
-        read: (into) => file.readSync(into) ?? 0,
-        close: () => file.close(),
-      };
-    }
-    return {
-      path,
-      stat() {
-        if (libc.statx(fd, noPath, ${AT_EMPTY_PATH}, ${STATX_TYPE_MODE_SIZE}, statx) !== 0) {
-          throw new Deno.errors.Interrupted("Cannot stat '" + path() + "'");
-        }
-        const mode = statxView.getUint16(0x1c, true);
-        const size = Number(statxView.getBigUint64(0x28, true));
-        return { regular: (mode & 0o170000) === 0o100000, executable: (mode & 0o100) !== 0, size };
-      },
-      read(into) {
-        const n = Number(libc.read(fd, into, BigInt(into.length)));
-        if (n < 0) throw new Deno.errors.Interrupted("Reading '" + path() + "' failed");
-        return n;
-      },
-      close: () => libc.close(fd),
-    };
-  };
-  // Hashes the file's contents (size bytes), or with size -1 its whole node.
-  const hashFile = (at, end, size) => {
-    const file = openFile(at, end);
-    try {
-      let pad = 0;
-      if (size < 0) {
-        const info = file.stat();
-        if (!info.regular) throw new RangeError("File '" + file.path() + "' changed its type");
-        const start = info.executable ? tokens.executable : tokens.plain;
-        size = info.size;
-        pad = (8 - (size % 8)) % 8;
-        sizeView.setBigUint64(0, BigInt(size), true);
-        hash.update(start);
-        hash.update(sizeBytes);
-        elsewhere += start.length + 8 + size + pad;
-      }
-      for (let left = size; left > 0;) {
-        const n = file.read(own.subarray(0, Math.min(left, own.length)));
-        if (n === 0) throw new RangeError("File '" + file.path() + "' shrank while being read");
-        hash.update(own.subarray(0, n));
-        left -= n;
-      }
-      if (pad > 0) hash.update(zeros.subarray(0, pad));
-    } finally {
-      file.close();
-    }
-  };
-  const runProgram = (start, length) => {
-    const view = new DataView(sab, ${CONTROL_BYTES} + start, length);
-    for (let at = 0; at < length;) {
-      const r = view.getInt32(at, true);
-      at += 4;
-      if (r >= 0) {
-        hash.update(data.subarray(start + at, start + at + r));
-        at += r;
-      } else {
-        hashFile(start + at + 8, start + at + 8 - r, view.getFloat64(at, true));
-        at += 8 - r;
-      }
-    }
-  };
-  Atomics.store(ctl, ${READY}, 1);
-  Atomics.notify(ctl, ${READY});
-  let consumed = 0;
-  try {
-    for (;;) {
-      const state = Atomics.load(ctl, ${STATE});
-      if (state === 2) return;
-      const produced = Atomics.load(ctl, ${PRODUCED});
-      if (consumed < produced) {
-        const start = (consumed % ${SLOTS}) * ${SLOT_SIZE};
-        const length = ctl[${LENGTHS} + consumed % ${SLOTS}];
-        if (length >= 0) hash.update(data.subarray(start, start + length));
-        else runProgram(start, -length);
-        Atomics.store(ctl, ${CONSUMED}, ++consumed);
-        Atomics.notify(ctl, ${CONSUMED});
-      } else if (state === 1) {
-        const digest = hash.digest();
-        new Float64Array(sab, ${ELSEWHERE_AT}, 1)[0] = elsewhere;
-        new Uint8Array(sab, ${DIGEST_AT}, digest.length).set(digest);
-        Atomics.store(ctl, ${DIGEST_LENGTH}, digest.length);
-        Atomics.notify(ctl, ${DIGEST_LENGTH});
-        return;
-      } else {
-        Atomics.wait(ctl, ${PRODUCED}, produced);
-      }
-    }
-  } catch (e) {
-    const text = new TextEncoder().encode(e.name + "\\n" + e.message).subarray(0, ${ERROR_BYTES});
-    new Uint8Array(sab, ${ERROR_AT}, text.length).set(text);
-    Atomics.store(ctl, ${ERROR_LENGTH}, text.length);
-    Atomics.notify(ctl, ${CONSUMED});
-    Atomics.notify(ctl, ${DIGEST_LENGTH});
-  }
-};
-`;
-
-let workerUrl: string | undefined;
 /** Set when a thread failed to start: this process then always hashes inline. */
 let threadsBroken = false;
 const encoder = new TextEncoder();
@@ -276,17 +120,22 @@ export class ParallelHasher implements Disposable {
   }
 
   /**
-   * Has the thread read and hash `size` bytes of the file at `path`, in the order of everything
-   * published, instead of the buffer last given out (which stays empty); without `size`, the
-   * file's whole NAR node (see `NarWriter.fileElsewhere`), after a stat of its own, the
-   * bytes of which {@link bytesElsewhere} counts. Returns the next buffer to fill. A failure to
-   * read surfaces from a later call or from `digest`.
+   * Hands over `filled` (as {@link publish}), then has the thread write the whole NAR node of the
+   * regular file at `path`, reading the file itself, in the order of everything published:
+   * with `file`, of that mode and size, without it after a stat of its own. {@link bytesElsewhere}
+   * counts the bytes of such nodes. Returns the next buffer to fill. A failure to read surfaces
+   * from a later call or from `digest`.
    */
-  publishFile(path: string, size?: number): Uint8Array {
-    // An empty slot of bytes (given out before the thread ran) becomes a program.
-    const at = this.#programAt ?? 0;
+  publishFile(
+    filled: Uint8Array,
+    path: string,
+    file?: { executable: boolean; size: number },
+  ): Uint8Array {
+    this.publish(filled);
+    const at = this.#programAt;
+    if (at === undefined) throw new Error("Internal error: a file handed over to no thread");
     // At least PROGRAM_ROOM is left (see #recorded): the path fits, with the next record's header.
-    const into = this.#slot(this.#produced % SLOTS).subarray(at + 12, SLOT_SIZE - 4);
+    const into = this.#slot(this.#produced % SLOTS).subarray(at + FILE_RECORD_HEAD, SLOT_SIZE - 4);
     const { read, written } = encoder.encodeInto(path, into);
     if (read !== path.length || written === into.length) {
       throw new RangeError(`Path '${path}' is too long`);
@@ -294,9 +143,22 @@ export class ParallelHasher implements Disposable {
     into[written] = 0;
     const view = this.#view();
     view.setInt32(at, -(written + 1), true);
-    view.setFloat64(at + 4, size ?? -1, true);
-    this.#programAt = at + 12 + written + 1;
-    return this.#recorded(size ?? NOMINAL_FILE_BYTES);
+    view.setInt32(at + 4, file === undefined ? -1 : file.executable ? 1 : 0, true);
+    view.setFloat64(at + 8, file?.size ?? -1, true);
+    this.#programAt = at + FILE_RECORD_HEAD + written + 1;
+    return this.#recorded(file?.size ?? NOMINAL_FILE_BYTES);
+  }
+
+  /**
+   * Resolves once the thread has started and is ready for work (true), or false when it has not
+   * been started, or has stopped.
+   */
+  threadReady(): Promise<boolean> {
+    if (this.#worker === undefined) return Promise.resolve(false);
+    const ctl = this.#ctl as Int32Array<SharedArrayBuffer>;
+    const { async, value } = Atomics.waitAsync(ctl, READY, 0);
+    const ready = () => this.#worker !== undefined && Atomics.load(ctl, READY) === 1;
+    return async ? value.then(ready) : Promise.resolve(ready());
   }
 
   /** After {@link digest}: the NAR bytes of the nodes the thread wrote itself. */
@@ -334,6 +196,7 @@ export class ParallelHasher implements Disposable {
     Atomics.notify(this.#ctl, PRODUCED);
     this.#worker.terminate();
     this.#worker = undefined;
+    Atomics.notify(this.#ctl, READY); // for threadReady()
   }
 
   /** A record of `bytes` bytes of NAR was added to the open program: hands it over if due. */
@@ -391,19 +254,18 @@ export class ParallelHasher implements Disposable {
   }
 
   #start(): void {
-    workerUrl ??= URL.createObjectURL(new Blob([WORKER_SOURCE], { type: "text/javascript" }));
     try {
-      this.#worker = new Worker(workerUrl, { type: "module" });
+      this.#worker = new Worker(new URL("./_hash_worker.ts", import.meta.url), { type: "module" });
     } catch {
       threadsBroken = true;
       return this.#hashInline();
     }
-    this.#worker.onerror = (e) => e.preventDefault(); // a broken thread shows as no progress
-    this.#worker.postMessage({
-      sab: this.#sab,
-      algorithm: this.#algorithm,
-      tokens: REGULAR_FILE_TOKENS,
-    });
+    this.#worker.onerror = (e) => {
+      e.preventDefault(); // a broken thread shows as no progress
+      Atomics.notify(this.#ctl, READY); // and to threadReady()
+    };
+    const job: HashJob = { sab: this.#sab!, algorithm: this.#algorithm };
+    this.#worker.postMessage(job);
   }
 
   #waitForSpace(): void {

@@ -11,7 +11,7 @@
  */
 
 import { basename, join } from "node:path";
-import { cString, errno, type Libc, loadLibc } from "./_libc.ts";
+import { cString, errno, type Libc, loadLibc } from "../sys/mod.ts";
 
 /** Locks held together; `unlock()` (or `using`) releases them all. */
 export interface PathLocks extends Disposable {

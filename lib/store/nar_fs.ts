@@ -12,6 +12,7 @@ import {
   type Hash,
   type HashAlgorithm,
   type Hasher,
+  NAR_FILE_HEAD_BYTES,
   type NarNode,
   type NarSink,
   NarWriter,
@@ -43,7 +44,7 @@ interface _Walk {
   canonicalise?: boolean;
   /** Digest of a file's bare contents (flat ingestion of a single file). */
   contents?: Hasher;
-  /** When hashing only: a hashing thread that can read large files itself. */
+  /** When hashing only: a hashing thread that can write files' nodes itself. */
   offload?: ParallelHasher;
 }
 
@@ -396,8 +397,7 @@ class _TreeDumper implements Disposable {
         // While the hashing thread is short of work it takes whole files, stat and all.
         const offload = this.walk.offload;
         if (dest === undefined && !this.walk.contents && !canonicalise && offload?.hungry) {
-          writer.fileElsewhere(() => offload.publishFile(src));
-          return writer.end();
+          return writer.flush((c) => offload.publishFile(c, src));
         }
         return this.#file(src, dest);
       }
@@ -432,17 +432,17 @@ class _TreeDumper implements Disposable {
     const executable = (info.mode & S_IXUSR) !== 0;
     const mode = _fileMode(executable, canonicalise ?? false);
     if (canonicalise && dest === undefined) _canonicaliseFile(src, info.mode, mode);
-    writer.regular(executable, info.size);
-    // The hashing thread reads a file that does not fit the buffer's room itself, and one that
-    // does when it is short of work.
+    // The hashing thread writes the node of a file that does not fit the buffer's room itself,
+    // and of one that does when it is short of work.
     const offload = dest === undefined && !contents && info.size > 0
       ? this.walk.offload
       : undefined;
-    if (offload && (info.size > writer.room ? offload.takesFiles : offload.hungry)) {
-      writer.contentsElsewhere(info.size, () => offload.publishFile(src, info.size));
-      writer.end();
-      return;
+    const fits = info.size <= writer.room - NAR_FILE_HEAD_BYTES;
+    if (offload && (fits ? offload.hungry : offload.takesFiles)) {
+      const file = { executable, size: info.size };
+      return writer.flush((c) => offload.publishFile(c, src, file));
     }
+    writer.regular(executable, info.size);
     if (info.size > writer.bufferSize) {
       const input = files.open(src);
       this.#large = { src, dest, mode, input, output: undefined, left: info.size };

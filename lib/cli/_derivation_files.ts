@@ -15,6 +15,7 @@ import {
 } from "../hashing/mod.ts";
 import { hashPath, type LocalStore, pathExists } from "../store/mod.ts";
 import { addDerivationEntries } from "./_derivation_input.ts";
+import { InternalError } from "../sys/mod.ts";
 
 /** How an input source's contents give its path. */
 type SourceKind = { kind: "text"; references: string[] } | { kind: "nar" | "flat" };
@@ -48,7 +49,7 @@ export async function importDerivationFiles(
     const added = source.kind === "text"
       ? await store.addTextToStore(name, Deno.readFileSync(path), source.references)
       : (await store.addPath(path, { name, method: source.kind })).path;
-    if (added !== path) throw new Error(`Internal error: added '${added}', expected '${path}'`);
+    if (added !== path) throw new InternalError(`added '${added}', expected '${path}'`);
   }
   await addDerivationEntries(
     store,

@@ -19,6 +19,7 @@ import { encodeNixString } from "../hashing/mod.ts";
 import { readDerivation } from "../scheduler/mod.ts";
 import type { LocalStore } from "../store/mod.ts";
 import { UsageError } from "./args.ts";
+import { InternalError } from "../sys/mod.ts";
 
 /** JSON (any Nix layout) or ATerm terms, told apart by the first character. */
 export function parseDerivationInput(text: string, storeDir: string): DerivationJsonEntry[] {
@@ -99,7 +100,7 @@ export async function addDerivationEntries(
       derivationReferences(drv),
       { derivationOutputs: outputs },
     );
-    if (written !== path) throw new Error(`Internal error: added '${written}', expected '${path}'`);
+    if (written !== path) throw new InternalError(`added '${written}', expected '${path}'`);
     added.set(path, drv);
   }
   return added;

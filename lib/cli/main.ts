@@ -1,7 +1,7 @@
 /** Dispatches `kiln VERB ...` to its command and turns a thrown error into one line and status 1. */
 
-// Not through the scheduler's mod.ts: commands are loaded lazily, and this file has no imports.
-import { InternalError } from "../scheduler/internal_error.ts";
+// The file itself, not sys/mod.ts: every command starts here, and it needs nothing else of sys.
+import { InternalError } from "../sys/internal_error.ts";
 import { type CommandLine, splitCommandLine, UsageError } from "./args.ts";
 import { type CommandEntry, printLines, printStderr } from "./command.ts";
 /**
@@ -114,8 +114,6 @@ export async function main(argv: string[]): Promise<number> {
 /** One line for a thrown error; a broken invariant keeps its stack for the bug report. */
 function describeError(e: unknown): string {
   if (!(e instanceof Error)) return String(e);
-  if (e instanceof InternalError || e.message.startsWith("Internal error")) {
-    return e.stack ?? e.message; // the layers below the scheduler still say it in the message
-  }
+  if (e instanceof InternalError) return e.stack ?? e.message;
   return e.message.split("\n")[0];
 }

@@ -9,6 +9,7 @@
 
 import type { MessageEvent, RunEvent, RunListener } from "../scheduler/mod.ts";
 import { printStderr } from "./command.ts";
+import { unreachable } from "../sys/mod.ts";
 
 /** Plain lines on stderr, no escape codes. */
 export function plainLines(options: { printLogs: boolean }): RunListener {
@@ -104,8 +105,4 @@ export function internalJson(): RunListener {
         return unreachable(event);
     }
   };
-}
-
-export function unreachable(value: never): never {
-  throw new TypeError(`Internal error: unexpected event ${JSON.stringify(value)}`);
 }

@@ -7,7 +7,8 @@
  */
 
 import type { RunEvent, RunListener } from "../scheduler/mod.ts";
-import { messageText, unreachable } from "./render.ts";
+import { unreachable } from "../sys/mod.ts";
+import { messageText } from "./render.ts";
 
 /** Where the status line draws, and its clock. */
 export interface StatusLineOptions {

@@ -8,6 +8,7 @@ import {
   parseHashAlgorithm,
 } from "../hashing/mod.ts";
 import type { ContentAddressMethod } from "./derivation.ts";
+import { unreachable } from "../sys/mod.ts";
 
 const PREFIXES: readonly [string, ContentAddressMethod][] = [["r:", "nar"], ["text:", "text"]];
 
@@ -60,8 +61,4 @@ export function fixedOutputPath(
     return makeTextPath(storeDir, hash, name);
   }
   return makeFixedOutputPath(storeDir, { method, hash, name });
-}
-
-export function unreachable(value: never): never {
-  throw new Error(`Internal error: unexpected ${JSON.stringify(value)}`);
 }

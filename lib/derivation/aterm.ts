@@ -8,7 +8,8 @@
 
 import { decodeBase16, Hash } from "../hashing/mod.ts";
 import { type Derivation, type DerivationOutput, STRUCTURED_ATTRS_KEY } from "./derivation.ts";
-import { parseMethodAlgo, printMethodAlgo, unreachable } from "./_method.ts";
+import { parseMethodAlgo, printMethodAlgo } from "./_method.ts";
+import { unreachable } from "../sys/mod.ts";
 import { compareStrings, sortedKeys, sortedUnique } from "./_sort.ts";
 
 /** A `.drv` text that is not a derivation Nix could have written; `offset` is in characters. */

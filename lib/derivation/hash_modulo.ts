@@ -14,7 +14,8 @@ import {
 } from "../hashing/mod.ts";
 import { printDerivation } from "./aterm.ts";
 import type { Derivation } from "./derivation.ts";
-import { fixedOutputPath, printMethodAlgo, unreachable } from "./_method.ts";
+import { fixedOutputPath, printMethodAlgo } from "./_method.ts";
+import { InternalError, unreachable } from "../sys/mod.ts";
 
 /** What kind of derivation `drv` is, from its outputs (all outputs must agree). */
 export type DerivationType = "inputAddressed" | "deferred" | "fixed" | "floating" | "impure";
@@ -80,7 +81,7 @@ function hashOne(
   const type = derivationType(drv);
   if (type === "fixed") {
     const out = drv.outputs.get("out")!;
-    if (out.kind !== "fixed") throw new Error("Internal error: fixed type without fixed output");
+    if (out.kind !== "fixed") throw new InternalError("fixed type without fixed output");
     const text = `fixed:out:${printMethodAlgo(out.method, out.hash.algorithm)}:${
       out.hash.toString("base16")
     }:${out.path}`;
@@ -96,7 +97,7 @@ function hashOne(
   const inputs = new Map<string, string[]>();
   for (const [path, wanted] of drv.inputDrvs) {
     const input = cache.get(path);
-    if (!input) throw new Error(`Internal error: input '${path}' of '${drv.name}' not hashed`);
+    if (!input) throw new InternalError(`input '${path}' of '${drv.name}' not hashed`);
     if (input.kind === "deferred") deferred = true;
     for (const output of wanted) {
       const hash = input.hashes.get(output);
@@ -178,7 +179,7 @@ export function computeOutputPaths(
   switch (type) {
     case "fixed":
       for (const [name, output] of drv.outputs) {
-        if (output.kind !== "fixed") throw new Error("Internal error: fixed type, other output");
+        if (output.kind !== "fixed") throw new InternalError("fixed type, other output");
         paths.set(
           name,
           fixedOutputPath(storeDir, { ...output, name: outputPathName(drv.name, name) }),

@@ -19,7 +19,8 @@ import {
   STRUCTURED_ATTRS_KEY,
 } from "./derivation.ts";
 import { derivationPath } from "./hash_modulo.ts";
-import { fixedOutputPath, parseMethod, parseMethodAlgo, unreachable } from "./_method.ts";
+import { fixedOutputPath, parseMethod, parseMethodAlgo } from "./_method.ts";
+import { unreachable } from "../sys/mod.ts";
 import { type JsonValue, parseJsonText, printJsonText } from "./_json_text.ts";
 import { sortedUnique } from "./_sort.ts";
 

@@ -8,6 +8,8 @@
  * Each thread that hashes (the hashing and codec workers too) opens its own.
  */
 
+import { InternalError } from "../sys/mod.ts";
+
 /** An incremental digest: `update` with bytes, then `digest` once. */
 export interface Digest {
   update(bytes: Uint8Array): void;
@@ -56,32 +58,32 @@ export function openDigests(): DigestFactory {
     let md = kinds.get(algorithm);
     if (md === undefined) {
       md = symbols.EVP_get_digestbyname(new TextEncoder().encode(algorithm + "\0"));
-      if (md === null) throw new Error(`Internal error: libcrypto has no ${algorithm}`);
+      if (md === null) throw new InternalError(`libcrypto has no ${algorithm}`);
       kinds.set(algorithm, md);
     }
     const ctx = symbols.EVP_MD_CTX_new();
     if (ctx === null || symbols.EVP_DigestInit_ex(ctx, md, null) !== 1) {
-      throw new Error(`Internal error: cannot start a ${algorithm} digest`);
+      throw new InternalError(`cannot start a ${algorithm} digest`);
     }
     const token = {};
     freed.register(token, ctx, token);
     let open = true;
     return {
       update(bytes) {
-        if (!open) throw new Error("Internal error: digest updated after it was finished");
+        if (!open) throw new InternalError("digest updated after it was finished");
         if (symbols.EVP_DigestUpdate(ctx, bytes, BigInt(bytes.length)) !== 1) {
-          throw new Error(`Internal error: ${algorithm} digest update failed`);
+          throw new InternalError(`${algorithm} digest update failed`);
         }
       },
       digest() {
-        if (!open) throw new Error("Internal error: digest finished twice");
+        if (!open) throw new InternalError("digest finished twice");
         open = false;
         const out = new Uint8Array(64); // EVP_MAX_MD_SIZE
         const size = new Uint32Array(1);
         const ok = symbols.EVP_DigestFinal_ex(ctx, out, size);
         freed.unregister(token);
         symbols.EVP_MD_CTX_free(ctx);
-        if (ok !== 1) throw new Error(`Internal error: ${algorithm} digest failed`);
+        if (ok !== 1) throw new InternalError(`${algorithm} digest failed`);
         return out.subarray(0, size[0]);
       },
     };

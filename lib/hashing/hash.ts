@@ -2,6 +2,7 @@
 
 import { openDigests } from "./_digests.ts";
 import { decodeNixBase32, encodeNixBase32, nixBase32Length } from "./nix_base32.ts";
+import { InternalError, unreachable } from "../sys/mod.ts";
 
 export type HashAlgorithm = "md5" | "sha1" | "sha256" | "sha512";
 export type HashFormat = "base16" | "nix32" | "base64" | "sri";
@@ -20,10 +21,8 @@ export function hashSize(algorithm: HashAlgorithm): number {
 export class Hash {
   constructor(readonly algorithm: HashAlgorithm, readonly bytes: Uint8Array) {
     if (bytes.length !== HASH_SIZES[algorithm]) {
-      throw new RangeError(
-        `Internal error: ${algorithm} digest of ${bytes.length} bytes, expected ${
-          HASH_SIZES[algorithm]
-        }`,
+      throw new InternalError(
+        `${algorithm} digest of ${bytes.length} bytes, expected ${HASH_SIZES[algorithm]}`,
       );
     }
   }
@@ -61,10 +60,6 @@ export class Hash {
   equals(other: Hash): boolean {
     return this.algorithm === other.algorithm && equalBytes(this.bytes, other.bytes);
   }
-}
-
-function unreachable(value: never): never {
-  throw new Error(`Internal error: unexpected ${String(value)}`);
 }
 
 /** Parses an algorithm name; throws a SyntaxError naming it when unknown. */

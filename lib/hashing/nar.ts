@@ -6,6 +6,8 @@
  * Every token is `str(s)`: a u64 little-endian length, the bytes, zero padding to a multiple of 8.
  */
 
+import { InternalError } from "../sys/mod.ts";
+
 /** The first string of every NAR. */
 export const NAR_MAGIC = "nix-archive-1";
 /** Longest entry name accepted on parse (Linux NAME_MAX, as current Nix). */
@@ -210,7 +212,7 @@ export class NarWriter {
   /** Closes the current regular file (after all its contents), directory or entry. */
   end(): void {
     if (this.#remaining !== 0) {
-      throw new RangeError(`Internal error: NAR file closed with ${this.#remaining} bytes missing`);
+      throw new InternalError(`NAR file closed with ${this.#remaining} bytes missing`);
     }
     this.#ensure(this.#padding + CLOSE_TOKENS.length);
     this.#pos += writeClose(this.#buf, this.#pos, this.#padding);
@@ -232,14 +234,14 @@ export class NarWriter {
 
   #use(buffer: Uint8Array): void {
     if (buffer.length < 8192) {
-      throw new RangeError(`Internal error: NAR buffer of ${buffer.length} bytes is too small`);
+      throw new InternalError(`NAR buffer of ${buffer.length} bytes is too small`);
     }
     this.#buf = buffer;
   }
 
   #take(n: number): void {
     if (n > this.#remaining) {
-      throw new RangeError(`Internal error: NAR file contents exceed the size announced`);
+      throw new InternalError(`NAR file contents exceed the size announced`);
     }
     this.#remaining -= n;
   }
@@ -247,7 +249,7 @@ export class NarWriter {
   #ensure(n: number): void {
     if (this.#buf.length - this.#pos < n) this.flush();
     if (this.#buf.length < n) {
-      throw new RangeError(`Internal error: ${n} bytes do not fit a NAR buffer`);
+      throw new InternalError(`${n} bytes do not fit a NAR buffer`);
     }
   }
 

@@ -12,6 +12,7 @@ import {
 } from "../hashing/mod.ts";
 import { parseAt, readStorePaths, sortedEntries, writeStringSet } from "./values.ts";
 import type { WireReader, WireWriter } from "./wire.ts";
+import { InternalError } from "../sys/mod.ts";
 
 export type BasicDerivation = Omit<Derivation, "inputDrvs">;
 
@@ -48,7 +49,7 @@ function outputFields(output: DerivationOutput): [string, string, string] {
       return ["", methodPrefix(output.method) + output.algorithm, "impure"];
     default: {
       const unknown: never = output;
-      throw new TypeError(`Internal error: derivation output ${JSON.stringify(unknown)}`);
+      throw new InternalError(`derivation output ${JSON.stringify(unknown)}`);
     }
   }
 }

@@ -5,11 +5,12 @@
  */
 
 import { DEFAULT_WIRE_LIMITS, WireFormatError, WireWriter } from "./wire.ts";
+import { InternalError } from "../sys/mod.ts";
 
 /** Frames `data` as chunks of at most `chunkSize` bytes, then the empty end frame. */
 export function encodeFramed(data: Uint8Array, chunkSize = 32 * 1024): Uint8Array<ArrayBuffer> {
   if (!Number.isSafeInteger(chunkSize) || chunkSize < 1) {
-    throw new RangeError(`Internal error: frame chunk size ${chunkSize}`);
+    throw new InternalError(`frame chunk size ${chunkSize}`);
   }
   const writer = new WireWriter();
   for (let at = 0; at < data.length; at += chunkSize) {
@@ -52,7 +53,7 @@ export class FramedDecoder {
   }
 
   push(input: Uint8Array): FramedChunk {
-    if (this.#done) throw new RangeError("Internal error: framed data pushed after its end");
+    if (this.#done) throw new InternalError("framed data pushed after its end");
     const data: Uint8Array[] = [];
     let at = 0;
     while (at < input.length && !this.#done) {

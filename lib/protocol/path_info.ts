@@ -18,6 +18,7 @@ import {
   writeStringSet,
 } from "./values.ts";
 import type { WireReader, WireWriter } from "./wire.ts";
+import { InternalError } from "../sys/mod.ts";
 
 /** A valid path's metadata without the path itself. */
 export interface UnkeyedValidPathInfo {
@@ -140,7 +141,7 @@ export function writeServePathInfo(
   writer.writeInt(info.downloadSize).writeInt(info.narSize);
   if (protocolMinor(ctx.version) >= 4) {
     if (info.narHash === undefined) {
-      throw new TypeError("Internal error: serve path info >= 2.4 needs its NAR hash");
+      throw new InternalError("serve path info >= 2.4 needs its NAR hash");
     }
     writer.writeString(info.narHash.toNix32Prefixed());
     writeOptionalContentAddress(writer, info.ca);

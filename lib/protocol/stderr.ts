@@ -5,6 +5,7 @@
 
 import { protocolMinor } from "./handshake.ts";
 import { WireFormatError, type WireReader, type WireWriter } from "./wire.ts";
+import { InternalError } from "../sys/mod.ts";
 
 export const STDERR_NEXT = 0x6f6c6d67;
 export const STDERR_READ = 0x64617461;
@@ -87,7 +88,7 @@ export function writeStderrMessage(
       return;
     default: {
       const unknown: never = message;
-      throw new TypeError(`Internal error: stderr message ${JSON.stringify(unknown)}`);
+      throw new InternalError(`stderr message ${JSON.stringify(unknown)}`);
     }
   }
 }

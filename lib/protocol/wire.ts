@@ -5,6 +5,7 @@
  */
 
 import { concatBytes, decodeNixString, encodeNixString } from "../hashing/mod.ts";
+import { InternalError } from "../sys/mod.ts";
 
 /** Malformed protocol input: carries the byte offset where reading failed. */
 export class WireFormatError extends SyntaxError {
@@ -179,7 +180,7 @@ export class WireWriter {
   /** An unsigned integer (a safe integer, non-negative). */
   writeInt(value: number): this {
     if (!Number.isSafeInteger(value) || value < 0) {
-      throw new RangeError(`Internal error: ${value} is not an unsigned wire integer`);
+      throw new InternalError(`${value} is not an unsigned wire integer`);
     }
     return this.writeBigInt(BigInt(value));
   }
@@ -187,7 +188,7 @@ export class WireWriter {
   /** An unsigned 64-bit integer given as a bigint (0 to 2^64 - 1). */
   writeBigInt(value: bigint): this {
     if (value < 0n || value >= 1n << 64n) {
-      throw new RangeError(`Internal error: ${value} is not an unsigned 64-bit integer`);
+      throw new InternalError(`${value} is not an unsigned 64-bit integer`);
     }
     this.#reserve(8);
     new DataView(this.#buffer.buffer).setBigUint64(this.#length, value, true);

@@ -4,6 +4,8 @@
  * (std::map), and `dump()` prints compact text byte for byte as `json.dump()` does.
  */
 
+import { unreachable } from "../sys/mod.ts";
+
 /** A JSON value; objects are arrays of `[key, value]` pairs sorted by the keys' UTF-8 bytes. */
 export type JsonValue =
   | null
@@ -190,8 +192,4 @@ class Parser {
     }
     return { kind: "float", value: Number(match[0]) };
   }
-}
-
-function unreachable(value: never): never {
-  throw new Error(`Internal error: unexpected JSON value ${String(value)}`);
 }

@@ -13,6 +13,7 @@
 
 import { encodeNixString } from "../hashing/mod.ts";
 import { type Libc, loadLibc } from "../sys/mod.ts";
+import { InternalError } from "../sys/mod.ts";
 
 /** How the builder ended, as Deno reports it: an exit code, or the signal's name. */
 export interface LibcStatus {
@@ -112,7 +113,7 @@ export async function libcSpawn(
   options: { input?: boolean } = {},
 ): Promise<LibcChild> {
   const lib = loadSpawnLibc();
-  if (lib === undefined) throw new Error("Internal error: libcSpawn() is not available here");
+  if (lib === undefined) throw new InternalError("libcSpawn() is not available here");
   const s = lib.symbols;
   const cwdC = cString(cwd);
   const program = cString(argv[0]);
@@ -233,7 +234,7 @@ async function waitFor(lib: Libc, pid: number): Promise<LibcStatus> {
   }
   for (let failures = 0; !reaped && (await lib.symbols.waitpid(pid, status, 0)) !== pid;) {
     // EINTR cannot happen (Deno's handlers restart) but is harmless; anything else is lost.
-    if (++failures === 3) throw new Error(`Internal error: cannot wait for builder ${pid}`);
+    if (++failures === 3) throw new InternalError(`cannot wait for builder ${pid}`);
   }
   const raw = status[0];
   const signal = raw & 0x7f;

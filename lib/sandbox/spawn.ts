@@ -24,6 +24,7 @@ import { launchInNamespaces, launchInStoreView, type StoreView } from "./namespa
 import { type BuildLogOptions, pumpBuildLog } from "./log_lines.ts";
 import { killProcessGroup, killProcessTree } from "./_process_tree.ts";
 import { libcSpawn, libcSpawnAvailable } from "./_libc_spawn.ts";
+import { InternalError } from "../sys/mod.ts";
 
 export interface SpawnBuilderOptions {
   /** The builder executable (absolute path: no PATH search is done). */
@@ -295,7 +296,7 @@ export async function superviseBuilder(
 function statusOutcome(status: BuilderStatus): BuilderOutcome {
   if (status.signal !== null) return { kind: "signaled", signal: status.signal };
   if (status.code !== null) return { kind: "exited", code: status.code };
-  throw new Error("Internal error: builder status has neither an exit code nor a signal");
+  throw new InternalError("builder status has neither an exit code nor a signal");
 }
 
 /** `spawnBuilder` + `superviseBuilder`: runs a builder to its end. */

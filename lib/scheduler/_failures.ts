@@ -2,8 +2,8 @@
 
 import { type BuilderResult, formatLogTail } from "../sandbox/mod.ts";
 import type { FailureOutcome } from "./build_result.ts";
-import { unreachable } from "./_unreachable.ts";
 import { isDiskFull } from "./_disk_space.ts";
+import { unreachable } from "../sys/mod.ts";
 
 /** Signal numbers and `strsignal` descriptions on Linux. */
 const SIGNALS: Record<string, [number, string]> = {

@@ -15,7 +15,7 @@ import {
   storePathHashPart,
 } from "../hashing/mod.ts";
 import { hashFile, hashPath, type LocalStore, lutimes } from "../store/mod.ts";
-import { unreachable } from "./_unreachable.ts";
+import { unreachable } from "../sys/mod.ts";
 
 /** Why the outputs cannot be registered, in Nix's words. */
 export interface Rejected {

@@ -16,6 +16,7 @@ import {
   substitutionFrontier,
 } from "./substitution_frontier.ts";
 import { runGoals } from "./worker.ts";
+import { InternalError } from "../sys/mod.ts";
 
 /** The caches of a run, opened only when there is something to ask them for. */
 export interface SubstitutionOptions {
@@ -47,7 +48,7 @@ export async function substituteOutputs(
   if (frontier.length === 0) return undefined;
   const fetch = await substituter.planSubstitution(frontier);
   const results = await runGoals(fetch.graph, frontier, {
-    build: (path) => Promise.reject(new Error(`Internal error: cannot build '${path}' here`)),
+    build: (path) => Promise.reject(new InternalError(`cannot build '${path}' here`)),
     substitute: (path, signal) => substituter.substitutePath(path, signal),
     maxSubstitutionJobs: options.maxJobs,
     signal: run.signal,

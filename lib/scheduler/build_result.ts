@@ -4,7 +4,7 @@
  * run's results into the exit status `nix-build` reports (`Worker::exitStatus`, worker.cc).
  */
 
-import { unreachable } from "./_unreachable.ts";
+import { unreachable } from "../sys/mod.ts";
 
 /** A goal realises a derivation by building it, or a store path by substituting it. */
 export type GoalKind = "build" | "substitute";

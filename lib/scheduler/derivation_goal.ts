@@ -25,7 +25,6 @@ import { pathExists, removeTree } from "../store/mod.ts";
 import { buildLogPath } from "./build_log.ts";
 import type { BuildOutcome } from "./build_result.ts";
 import type { BuildFunction } from "./goal_function.ts";
-import { InternalError } from "./internal_error.ts";
 import type { PlannedDerivation } from "./plan.ts";
 import {
   BuildAttempt,
@@ -48,6 +47,7 @@ import { ClosureCache } from "./_closure.ts";
 import { errorMessage } from "./_outcome.ts";
 import { builderFailure, goalName } from "./_failures.ts";
 import { referenceCandidates } from "./_outputs.ts";
+import { InternalError } from "../sys/mod.ts";
 
 export type { BuildSettings } from "./_build_round.ts";
 export type { DerivationGoalContext } from "./_build_attempt.ts";

@@ -4,7 +4,6 @@ export * from "./build_result.ts";
 export * from "./events.ts";
 export * from "./slots.ts";
 export * from "./goal_function.ts";
-export * from "./internal_error.ts";
 export * from "./worker.ts";
 export * from "./plan.ts";
 export * from "./derivation_goal.ts";

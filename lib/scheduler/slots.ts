@@ -6,7 +6,7 @@
  */
 
 import { BinaryHeap } from "./_heap.ts";
-import { InternalError } from "./internal_error.ts";
+import { InternalError } from "../sys/mod.ts";
 
 export class SlotPool<T> {
   readonly #waiting: BinaryHeap<T>;

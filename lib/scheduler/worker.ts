@@ -25,7 +25,6 @@
 import type { BuildResult, GoalKind } from "./build_result.ts";
 import { ProgressCounter, type SchedulerEvent, type SchedulerListener } from "./events.ts";
 import type { BuildFunction, BuildHooks, SubstituteFunction } from "./goal_function.ts";
-import { InternalError } from "./internal_error.ts";
 import { SlotPool } from "./slots.ts";
 import { EarlyStart } from "./_early_start.ts";
 import { type Goal, type GoalGraph, planGoals, runsBefore } from "./_graph.ts";
@@ -38,6 +37,7 @@ import {
   resultOf,
   type Settled,
 } from "./_outcome.ts";
+import { InternalError } from "../sys/mod.ts";
 
 export type { GoalGraph, GoalNode } from "./_graph.ts";
 

@@ -7,6 +7,7 @@
  */
 
 import { AT_FDCWD, AT_SYMLINK_NOFOLLOW, type Libc, loadLibc } from "../sys/mod.ts";
+import { InternalError } from "../sys/mod.ts";
 
 /** What the walker needs of a file: its mode bits and size (symlinks not followed). */
 export interface FileStat {
@@ -209,7 +210,7 @@ class _LibcIo implements FileIo {
     const fd = c ? this.#lib.symbols.open(c, O_RDONLY_CLOEXEC) : -1;
     if (fd < 0) {
       Deno.openSync(path).close(); // throws Deno's error for this path
-      throw new Error(`Internal error: cannot open '${path}' through libc`);
+      throw new InternalError(`cannot open '${path}' through libc`);
     }
     this.#open.set(fd, path);
     return fd;

@@ -33,6 +33,7 @@ import {
   SLOTS,
   STATE,
 } from "./_hash_ring.ts";
+import { InternalError } from "../sys/mod.ts";
 
 /** A program slot is handed over once it stands for this many bytes (or its room runs out). */
 const PROGRAM_BYTES = 1 << 18;
@@ -133,7 +134,7 @@ export class ParallelHasher implements Disposable {
   ): Uint8Array {
     this.publish(filled);
     const at = this.#programAt;
-    if (at === undefined) throw new Error("Internal error: a file handed over to no thread");
+    if (at === undefined) throw new InternalError("a file handed over to no thread");
     // At least PROGRAM_ROOM is left (see #recorded): the path fits, with the next record's header.
     const into = this.#slot(this.#produced % SLOTS).subarray(at + FILE_RECORD_HEAD, SLOT_SIZE - 4);
     const { read, written } = encoder.encodeInto(path, into);
@@ -293,7 +294,7 @@ export class ParallelHasher implements Disposable {
       const consumed = Atomics.load(this.#ctl, CONSUMED);
       if (consumed !== last) [last, since] = [consumed, Date.now()];
       if (Date.now() - since > STALL_MS) {
-        throw new Error("Internal error: the hashing thread stopped making progress");
+        throw new InternalError("the hashing thread stopped making progress");
       }
     }
   }

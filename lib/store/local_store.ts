@@ -20,6 +20,7 @@ import { lockPaths } from "./locks.ts";
 import { type DerivationOutputsMap, MetadataDb, type PathInfo } from "./metadata_db.ts";
 import type { AddTextOptions, Store } from "./store.ts";
 import { makeTempPath, pathExists, removeStaleTemps, removeTree } from "./_fs.ts";
+import { InternalError } from "../sys/mod.ts";
 
 export type { PathInfo } from "./metadata_db.ts";
 
@@ -296,7 +297,7 @@ export class LocalStore implements Store {
 
   #requireInfo(path: string): PathInfo {
     const info = this.queryPathInfo(path);
-    if (info === undefined) throw new Error(`Internal error: '${path}' is not valid after adding`);
+    if (info === undefined) throw new InternalError(`'${path}' is not valid after adding`);
     return info;
   }
 

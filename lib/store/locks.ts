@@ -12,6 +12,7 @@
 
 import { basename, join } from "node:path";
 import { cString, errno, type Libc, loadLibc } from "../sys/mod.ts";
+import { InternalError } from "../sys/mod.ts";
 
 /** Locks held together; `unlock()` (or `using`) releases them all. */
 export interface PathLocks extends Disposable {
@@ -105,7 +106,7 @@ function openLockFile(libc: Libc, lockDir: string): number {
   }
   if (fd < 0) {
     Deno.openSync(file, { read: true, write: true, create: true }).close(); // throws Deno's error
-    throw new Error(`Internal error: cannot open '${file}' through libc`);
+    throw new InternalError(`cannot open '${file}' through libc`);
   }
   return fd;
 }

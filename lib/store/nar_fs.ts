@@ -22,6 +22,7 @@ import {
 import { type FileIo, openFileIo } from "./_file_io.ts";
 import { ParallelHasher } from "./_parallel_hasher.ts";
 import { lutimes, pathExists, removeTree } from "./_fs.ts";
+import { InternalError } from "../sys/mod.ts";
 
 /** The bit Nix reads as "executable" (S_IXUSR). */
 const S_IXUSR = 0o100;
@@ -277,7 +278,7 @@ export async function restoreNar(
           if (canonicalise) lutimes(path, CANONICAL_MTIME, CANONICAL_MTIME);
           break;
         default:
-          throw new Error(`Internal error: unexpected NAR event ${String(event satisfies never)}`);
+          throw new InternalError(`unexpected NAR event ${String(event satisfies never)}`);
       }
     }
     if (canonicalise) { for (const dir of dirs.reverse()) _canonicaliseDirectory(dir); }
@@ -421,7 +422,7 @@ class _TreeDumper implements Disposable {
         return;
       }
       default:
-        throw new Error(`Internal error: unexpected file kind ${String(kind satisfies never)}`);
+        throw new InternalError(`unexpected file kind ${String(kind satisfies never)}`);
     }
   }
 

@@ -1,5 +1,7 @@
 /** How a binary cache's files are read and written: a directory (`file://`) or HTTP(S). */
 
+import { InternalError } from "../sys/mod.ts";
+
 /** The cache could not be reached or did not answer in time: a miss, and the cache is skipped. */
 export class CacheUnavailableError extends Error {
   override name = "CacheUnavailableError";
@@ -23,6 +25,6 @@ export interface CacheBackend {
 /** Throws unless `name` is a relative name that stays inside the cache. */
 export function checkFileName(name: string): void {
   if (name === "" || name.startsWith("/") || name.split("/").some((s) => s === ".." || s === "")) {
-    throw new TypeError(`Internal error: binary cache file name '${name}' leaves the cache`);
+    throw new InternalError(`binary cache file name '${name}' leaves the cache`);
   }
 }

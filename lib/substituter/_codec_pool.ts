@@ -16,6 +16,7 @@
 import { Hash, hashBytes } from "../hashing/mod.ts";
 import type { CodecReply, CodecRequest, WholeCodecKind } from "./_codec_worker.ts";
 import { loadLiblzma, type XzKind } from "./_xz.ts";
+import { InternalError } from "../sys/mod.ts";
 
 /** Options of {@link codeOnWorker} and {@link codeWholeOnWorker}. */
 export interface CodecJobOptions {
@@ -78,7 +79,7 @@ class CodecWorker {
       event.preventDefault();
       clearTimeout(timer);
       ready.resolve(false);
-      this.#failure = new Error(`Internal error: a codec worker failed: ${event.message}`);
+      this.#failure = new InternalError(`a codec worker failed: ${event.message}`);
       for (const waiting of this.#waiting.values()) waiting.reject(this.#failure);
       this.#waiting.clear();
     };

@@ -8,6 +8,7 @@
 import { constants, zstdCompressSync, zstdDecompressSync } from "node:zlib";
 import { hashBytes } from "../hashing/mod.ts";
 import { instantiateLiblzma, type Liblzma, XzCoder, type XzKind } from "./_xz.ts";
+import { InternalError } from "../sys/mod.ts";
 
 /** What a worker does to a whole input at once. */
 export type WholeCodecKind = "zstd-decode" | "zstd-encode";
@@ -84,7 +85,7 @@ function codeXzChunk({ id, kind, chunk, end, level }: XzChunk): void {
   let coder = jobs.get(id);
   try {
     if (coder === undefined) {
-      if (liblzma === undefined) throw new Error("Internal error: liblzma is not loaded here");
+      if (liblzma === undefined) throw new InternalError("liblzma is not loaded here");
       coder = new XzCoder(liblzma, kind, level);
       jobs.set(id, coder);
     }

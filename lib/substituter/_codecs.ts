@@ -15,6 +15,7 @@ import type { Transform } from "node:stream";
 import type { Decompress } from "fzstd";
 // @ts-types="./_unbzip2_stream.d.ts"
 import type unbzip2Stream from "unbzip2-stream";
+import { InternalError } from "../sys/mod.ts";
 
 /** Runs a `node:zlib` stream as a TransformStream; its errors become the stream's. */
 export function zlibTransform(make: () => Transform): TransformStream<Uint8Array, Uint8Array> {
@@ -87,7 +88,7 @@ export function bzip2Decoder(): TransformStream<Uint8Array, Uint8Array> {
     flush() {
       decoder.end();
       if (failure !== undefined) throw failure;
-      if (!ended) throw new Error("Internal error: unbzip2-stream did not end synchronously");
+      if (!ended) throw new InternalError("unbzip2-stream did not end synchronously");
     },
   });
 }

@@ -10,6 +10,7 @@
  */
 
 import { fileURLToPath } from "node:url";
+import { InternalError } from "../sys/mod.ts";
 
 /** What an {@link XzCoder} does. */
 export type XzKind = "xz-decode" | "xz-encode";
@@ -128,7 +129,7 @@ export class XzCoder implements Disposable {
   code(chunk: Uint8Array, end: boolean, emit: (bytes: Uint8Array) => void): void {
     const lib = this.#lib;
     const strm = this.#strm;
-    if (strm === 0) throw new Error("Internal error: xz stream used after it was closed");
+    if (strm === 0) throw new InternalError("xz stream used after it was closed");
     const inPtr = chunk.length > 0 ? lib.s(chunk.length) : 0;
     const words = () => new Uint32Array(lib.b.buffer, strm, STREAM_SIZE / 4); // memory may grow
     try {
@@ -183,7 +184,7 @@ function xzTransform(kind: XzKind, preset: number): TransformStream<Uint8Array, 
     async start() {
       own ??= loadLiblzma().then((module) => {
         if (module === undefined) {
-          throw new Error("Internal error: liblzma's WebAssembly module cannot be read");
+          throw new InternalError("liblzma's WebAssembly module cannot be read");
         }
         return instantiateLiblzma(module);
       });

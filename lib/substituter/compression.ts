@@ -14,6 +14,7 @@ import { concatBytes, type Hash } from "../hashing/mod.ts";
 import { bzip2Decoder, zlibTransform, zstdDecoder } from "./_codecs.ts";
 import { createXzDecoder, createXzEncoder } from "./_xz.ts";
 import { codeOnWorker, codeWholeOnWorker } from "./_codec_pool.ts";
+import { unreachable } from "../sys/mod.ts";
 
 export { holdCodecWorkers } from "./_codec_pool.ts";
 
@@ -339,10 +340,6 @@ async function* explainErrors(
     const why = e instanceof Error ? e.message.split("\n")[0] : String(e);
     throw new SyntaxError(`Cannot decompress ${method} data: ${why}`);
   }
-}
-
-function unreachable(value: never): never {
-  throw new Error(`Internal error: unexpected compression method ${String(value)}`);
 }
 
 /** `node:zlib`, loaded when first used: most runs need none of it (it costs ~20 ms to load). */

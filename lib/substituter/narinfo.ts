@@ -14,6 +14,7 @@ import {
   parseStorePathBaseName,
 } from "../hashing/mod.ts";
 import { checkNarUrl } from "./_nar_url.ts";
+import { InternalError } from "../sys/mod.ts";
 
 /** One narinfo. Store paths (the path, its references and deriver) are full paths. */
 export interface NarInfo {
@@ -192,7 +193,7 @@ function parseField(
       if (value !== "") into.ca = normalizeContentAddress(value);
       return;
     default:
-      throw new Error(`Internal error: unhandled narinfo field ${field satisfies never}`);
+      throw new InternalError(`unhandled narinfo field ${field satisfies never}`);
   }
 }
 

@@ -1,5 +1,6 @@
 import { assertEquals, assertThrows } from "../_assert.ts";
-import { InternalError, SlotPool } from "../../lib/scheduler/mod.ts";
+import { SlotPool } from "../../lib/scheduler/mod.ts";
+import { InternalError } from "../../lib/sys/mod.ts";
 
 Deno.test("SlotPool hands out at most capacity slots, first in the pool's order", () => {
   const pool = new SlotPool<number>(2, (a, b) => a > b);

@@ -13,6 +13,7 @@ import { parseCommandArgs, UsageError } from "../args.ts";
 import type { Config } from "../config.ts";
 import { type Command, printStderr } from "../command.ts";
 import { openSubstituter, readSecretKeyFile, readSecretKeys } from "../substituters.ts";
+import { InternalError } from "../../sys/mod.ts";
 
 const USAGE = `Usage:
   kiln copy --to URL [--no-recursive] [--compression METHOD] PATH...
@@ -125,7 +126,7 @@ async function copyFrom(
     graph = new Map(nodes);
   }
   const results = await runGoals(graph, paths, {
-    build: (drv) => Promise.reject(new Error(`Internal error: kiln copy cannot build '${drv}'`)),
+    build: (drv) => Promise.reject(new InternalError(`kiln copy cannot build '${drv}'`)),
     substitute: (path, signal) => substituter.substitutePath(path, signal),
     maxSubstitutionJobs: config.settings.getInt("max-substitution-jobs"),
     onEvent: (event) => {

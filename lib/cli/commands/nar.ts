@@ -4,6 +4,7 @@ import type { NarNode } from "../../hashing/mod.ts";
 import { dumpPath, listNar, restoreNar } from "../../store/mod.ts";
 import { parseCommandArgs, runSubcommand, UsageError } from "../args.ts";
 import { type Command, printLines } from "../command.ts";
+import { InternalError } from "../../sys/mod.ts";
 
 const USAGE = `Usage:
   kiln nar dump PATH
@@ -99,7 +100,7 @@ function longLine(node: _Listed, rel: string): string {
     case "directory":
       return `dr-xr-xr-x ${"0".padStart(20)} ${rel}`;
     default:
-      throw new Error(`Internal error: unexpected node ${String(node satisfies never)}`);
+      throw new InternalError(`unexpected node ${String(node satisfies never)}`);
   }
 }
 
@@ -127,6 +128,6 @@ function printJsonNode(node: _Listed, nodes: Map<string, _Listed>, recursive: bo
       return `{"type":"directory","entries":{${entries.join(",")}}}`;
     }
     default:
-      throw new Error(`Internal error: unexpected node ${String(node satisfies never)}`);
+      throw new InternalError(`unexpected node ${String(node satisfies never)}`);
   }
 }

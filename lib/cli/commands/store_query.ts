@@ -13,6 +13,7 @@ import {
 } from "../../store/mod.ts";
 import { parseCommandArgs, UsageError } from "../args.ts";
 import { printLines } from "../command.ts";
+import { unreachable } from "../../sys/mod.ts";
 
 /** Usage lines for the `store` command's text. */
 export const STORE_QUERY_USAGE = `  kiln store query QUERY [--use-output|-u] PATH...
@@ -133,8 +134,4 @@ function runQuery(
     default:
       return unreachable(query);
   }
-}
-
-function unreachable(value: never): never {
-  throw new Error(`Internal error: unexpected query ${String(value)}`);
 }

@@ -111,6 +111,16 @@ export class LocalStore implements Store {
     return [...new Set(paths)].filter((p) => this.isValidPath(p)).sort();
   }
 
+  /** Every valid path, sorted. */
+  queryAllValidPaths(): string[] {
+    return this.#db.queryAllValidPaths();
+  }
+
+  /** Removes `path` from the valid set; throws when another valid path still refers to it. */
+  invalidatePath(path: string): void {
+    this.#db.invalidatePath(path);
+  }
+
   queryPathInfo(path: string): PathInfo | undefined {
     return this.#db.queryPathInfo(path);
   }

@@ -193,3 +193,32 @@ Deno.test({
       assert(r.kiln.stderr.endsWith("warning: not all store errors were fixed\n"));
     }),
 });
+
+Deno.test({
+  name: "kiln store verify --repair fetches modified and vanished paths again from a substituter",
+  ignore: !nixAvailable,
+  fn: () =>
+    withFixture(async (f) => {
+      const cache = join(f.nix.root, "cache");
+      await f.nix.run("nix", ["copy", "--to", `file://${cache}`, f.top]);
+      const store = physicalStore(f, "kiln");
+      corrupt(join(store, f.tree.slice(f.nix.storeDir.length + 1), "d/other"), "bad\n");
+      Deno.removeSync(join(store, f.file.slice(f.nix.storeDir.length + 1)));
+      const verify = ["store", "verify", "--check-contents", "--repair"];
+      // Without a substituter nothing can be put right.
+      const none = await f.kiln.run(verify);
+      assertEquals(none.code, 1);
+      assert(none.stderr.includes("no substituters are configured"), none.stderr);
+      const options = ["--option", "substituters", `file://${cache}`];
+      const r = await f.kiln.run([...verify, ...options, "--option", "require-sigs", "false"]);
+      assertEquals(r.code, 0, r.stderr);
+      assert(r.stderr.includes(`path '${f.file}' disappeared, but it still has valid referrers!`));
+      assert(r.stderr.includes(`path '${f.tree}' was modified!`));
+      const again = await f.kiln.run(["store", "verify", "--check-contents"]);
+      assertEquals(again.code, 0, again.stderr);
+      assertEquals(
+        Deno.readTextFileSync(join(store, f.tree.slice(f.nix.storeDir.length + 1), "d/other")),
+        "other\n",
+      );
+    }),
+});

@@ -17,6 +17,7 @@ import {
 import { importNar } from "./import_nar.ts";
 import { dumpPath, hashPath, ingestPath } from "./nar_fs.ts";
 import { lockPaths } from "./locks.ts";
+import { optimisePaths } from "./optimise.ts";
 import { type DerivationOutputsMap, MetadataDb, type PathInfo } from "./metadata_db.ts";
 import type { AddTextOptions, Store } from "./store.ts";
 import { makeTempPath, pathExists, removeStaleTemps, removeTree } from "./_fs.ts";
@@ -31,6 +32,8 @@ export interface StoreLocation {
   storeRoot: string;
   /** Database, locks and the like. */
   stateDir: string;
+  /** Hard-link identical files of each new path through `.links` (`auto-optimise-store`). */
+  autoOptimiseStore?: boolean;
 }
 
 /** Options of {@link LocalStore.addPath}. */
@@ -62,6 +65,7 @@ export class LocalStore implements Store {
   readonly #physicalStoreDir: string;
   readonly #lockDir: string;
   readonly #db: MetadataDb;
+  readonly #autoOptimise: boolean;
   #tempsCleaned = false;
 
   private constructor(location: StoreLocation, db: MetadataDb) {
@@ -70,6 +74,7 @@ export class LocalStore implements Store {
     this.#physicalStoreDir = this.physicalPath(location.storeDir);
     this.#lockDir = join(resolve(location.stateDir), "locks");
     this.#db = db;
+    this.#autoOptimise = location.autoOptimiseStore ?? false;
   }
 
   /**
@@ -251,7 +256,9 @@ export class LocalStore implements Store {
     infos: PathInfo[],
     options: { derivationOutputs?: DerivationOutputsMap } = {},
   ): void {
+    const fresh = this.#autoOptimise ? infos.filter((i) => !this.isValidPath(i.path)) : [];
     this.#db.registerValidPaths(infos, options);
+    if (fresh.length > 0) optimisePaths(this, fresh.map((i) => i.path), { readLinks: false });
   }
 
   /**
@@ -297,7 +304,7 @@ export class LocalStore implements Store {
     removeTree(dest); // an invalid path's file is garbage: a crash between rename and register
     Deno.renameSync(temp, dest);
     try {
-      this.#db.registerValidPaths([info], { derivationOutputs });
+      this.registerValidPaths([info], { derivationOutputs });
     } catch (e) {
       removeTree(dest);
       throw e;

@@ -12,11 +12,21 @@
 
 import { dirname, join } from "node:path";
 import type { Hash } from "../hashing/mod.ts";
-import type { LocalStore } from "./local_store.ts";
+import type { PathInfo } from "./metadata_db.ts";
 import { hashPath } from "./nar_fs.ts";
-import { LINKS_DIR } from "./verify.ts";
 import { lutimes, makeTempPath, pathExists } from "./_fs.ts";
 import { directoryInodes } from "./_file_io.ts";
+
+/** The directory of hard-link targets in the physical store dir, as Nix names it. */
+export const LINKS_DIR = ".links";
+
+/** What optimising needs of the local store. */
+export interface OptimiseTarget {
+  readonly storeDir: string;
+  physicalPath(path: string): string;
+  queryPathInfo(path: string): PathInfo | undefined;
+  queryAllValidPaths(): string[];
+}
 
 /** What an optimisation did, as Nix's OptimiseStats. */
 export interface OptimiseStats {
@@ -36,18 +46,23 @@ export type OptimiseEvent =
 /** Options of {@link optimiseStore} and {@link optimisePaths}. */
 export interface OptimiseOptions {
   onEvent?: (event: OptimiseEvent) => void;
+  /**
+   * Skip the files already linked, known by the inodes of every `.links` entry (default true).
+   * Without it, as Nix's auto-optimise-store, each file is hashed and its link looked up.
+   */
+  readLinks?: boolean;
 }
 
 const S_IWUSR = 0o200;
 
 /** Optimises every valid path, as `nix-store --optimise`. */
-export function optimiseStore(store: LocalStore, options: OptimiseOptions = {}): OptimiseStats {
+export function optimiseStore(store: OptimiseTarget, options: OptimiseOptions = {}): OptimiseStats {
   return optimisePaths(store, store.queryAllValidPaths(), options);
 }
 
 /** Optimises the valid ones among `paths` (e.g. paths just added, for `auto-optimise-store`). */
 export function optimisePaths(
-  store: LocalStore,
+  store: OptimiseTarget,
   paths: Iterable<string>,
   options: OptimiseOptions = {},
 ): OptimiseStats {
@@ -57,7 +72,7 @@ export function optimisePaths(
   const run: _Run = {
     storeDir,
     linksDir,
-    inodes: new Set(directoryInodes(linksDir).values()),
+    inodes: new Set(options.readLinks ?? true ? directoryInodes(linksDir).values() : []),
     stats: { filesLinked: 0, bytesFreed: 0, blocksFreed: 0 },
     emit: options.onEvent ?? (() => {}),
   };

@@ -10,10 +10,8 @@ import { join } from "node:path";
 import type { Hash } from "../hashing/mod.ts";
 import type { LocalStore } from "./local_store.ts";
 import { hashPath } from "./nar_fs.ts";
+import { LINKS_DIR } from "./optimise.ts";
 import { pathExists } from "./_fs.ts";
-
-/** The directory of hard-link targets in the physical store dir, as Nix names it. */
-export const LINKS_DIR = ".links";
 
 /** What {@link verifyStore} reports, in the order Nix prints it. */
 export type VerifyEvent =

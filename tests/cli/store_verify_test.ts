@@ -222,3 +222,37 @@ Deno.test({
       );
     }),
 });
+
+Deno.test({
+  name: "auto-optimise-store links the files of each new path as it is added, as in Nix",
+  ignore: !nixAvailable,
+  fn: async () => {
+    const nix = new NixSandbox("auto-optimise-store = true\n");
+    const kiln = new KilnStore(nix.storeDir);
+    try {
+      const src = join(nix.root, "src");
+      for (const dir of ["one", "two"]) {
+        Deno.mkdirSync(join(src, dir), { recursive: true });
+        Deno.writeTextFileSync(join(src, dir, "same"), "the same bytes\n");
+        Deno.writeTextFileSync(join(src, dir, "own"), `${dir}\n`);
+      }
+      const dirs = [join(src, "one"), join(src, "two")];
+      const paths = lines(await nix.run("nix-store", ["--add", ...dirs]));
+      const options = ["--option", "auto-optimise-store", "true"];
+      assertEquals(lines(await kiln.ok(["store", "add", ...options, ...dirs])), paths);
+      for (const physical of [(p: string) => p, (p: string) => kiln.physical(p)]) {
+        const ino = (path: string, file: string) => Deno.lstatSync(join(physical(path), file)).ino;
+        assertEquals(ino(paths[0], "same"), ino(paths[1], "same"));
+        assert(ino(paths[0], "own") !== ino(paths[1], "own"));
+      }
+      assertEquals(
+        (await kiln.run(["store", "optimise"])).stderr,
+        "0.00 MiB freed by hard-linking 0 files\n",
+      );
+      assertEquals((await kiln.run(["store", "verify", "--check-contents"])).code, 0);
+    } finally {
+      kiln.cleanup();
+      nix.cleanup();
+    }
+  },
+});

@@ -10,9 +10,7 @@ import {
 } from "../../store/mod.ts";
 import { parseCommandArgs, UsageError } from "../args.ts";
 import { printStderr, warn } from "../command.ts";
-import type { Config } from "../config.ts";
 import { unreachable } from "../render.ts";
-import type { SubstituterHandle } from "../substituters.ts";
 
 /** Usage lines for the `store` command's text. */
 export const STORE_VERIFY_USAGE =
@@ -21,7 +19,8 @@ export const STORE_VERIFY_USAGE =
       one nothing valid refers to is dropped from the database); with --check-contents the
       .links entries and the paths' contents are rehashed against their names and recorded NAR
       hashes. Each problem is named on stderr; exit 1 when any is left. --repair removes
-      corrupt .links entries and fetches corrupt or missing paths again from the substituters
+      corrupt .links entries, fetches corrupt or missing paths again from the substituters
+      or else rebuilds them (their deriver, in the sandbox) as 'kiln build --repair'
   kiln store optimise
       as 'nix-store --optimise': hard-link identical files through <store>/.links, report the
       bytes freed`;
@@ -36,46 +35,24 @@ export async function verifyPaths(args: string[]): Promise<number> {
   if (values.all && positionals.length > 0) throw new UsageError("--all and PATH do not mix");
   const settings = config();
   const store = LocalStore.open(settings);
-  const repairer = makeRepairer(store, settings);
+  const repairer = values.repair
+    ? (await import("./_store_repair.ts")).makeRepairer(store, settings)
+    : undefined;
   try {
     for (const path of positionals) parseStorePath(store.storeDir, path);
     const errors = await verifyStore(store, {
       checkContents: values["check-contents"],
       paths: positionals.length > 0 ? positionals : undefined,
-      repair: values.repair ? (path) => repairer.repair(path) : undefined,
+      repair: repairer && ((path) => repairer.repair(path)),
       onEvent: (event) => printStderr(renderVerifyEvent(event)),
     });
     if (!errors) return 0;
     warn("not all store errors were fixed");
     return 1;
   } finally {
-    repairer[Symbol.dispose]();
+    repairer?.[Symbol.dispose]();
     store.close();
   }
-}
-
-/**
- * Puts corrupt or missing paths right by fetching them again from the configured substituters
- * (opened on first use), as Nix's repairPath does for a substitutable path.
- */
-function makeRepairer(store: LocalStore, config: Config) {
-  let handle: Promise<SubstituterHandle> | undefined;
-  return {
-    async repair(path: string): Promise<void> {
-      if (config.settings.getList("substituters").length === 0) {
-        throw new Error(`cannot repair path '${path}': no substituters are configured`);
-      }
-      handle ??= import("../substituters.ts").then((m) => m.openSubstituter(store, config));
-      const { substituter } = await handle;
-      const outcome = await substituter.substitutePath(path, new AbortController().signal, {
-        repair: true,
-      });
-      if (outcome.status === "failed") throw new Error(outcome.message);
-    },
-    [Symbol.dispose]() {
-      handle?.then((h) => h[Symbol.dispose](), () => {});
-    },
-  };
 }
 
 /** An event as Nix 2.8 words it. */

@@ -15,6 +15,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { encodeBase64 } from "../lib/hashing/mod.ts";
+import { removeTree } from "../lib/store/mod.ts";
 import { KilnStore } from "../tests/_kiln.ts";
 import { nixAvailable, NixSandbox } from "../tests/_nix.ts";
 import { inTurns, settle } from "./_fair.ts";
@@ -266,7 +267,7 @@ async function timeOptimise(f: SubstituteBenchFixture, runs: number): Promise<Su
   let note: string | undefined;
   const stores = [f.nix.storeDir, f.kiln.physical(f.nix.storeDir)];
   for (let i = 0; i < runs; i++) {
-    for (const store of stores) Deno.removeSync(join(store, ".links"), { recursive: true });
+    for (const store of stores) removeTree(join(store, ".links"));
     await settle(stores);
     const optimise = async (cmd: string, args: string[], env: Record<string, string>) => {
       const start = performance.now();

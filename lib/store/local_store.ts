@@ -258,7 +258,15 @@ export class LocalStore implements Store {
   ): void {
     const fresh = this.#autoOptimise ? infos.filter((i) => !this.isValidPath(i.path)) : [];
     this.#db.registerValidPaths(infos, options);
-    if (fresh.length > 0) optimisePaths(this, fresh.map((i) => i.path), { readLinks: false });
+    for (const info of fresh) {
+      // Best effort, as the paths are valid now (a caller would undo them on an error): a file
+      // that cannot be linked stays as it is, each replacement being atomic.
+      try {
+        optimisePaths(this, [info.path], { readLinks: false });
+      } catch {
+        // left unoptimised; `kiln store optimise` tells why
+      }
+    }
   }
 
   /**

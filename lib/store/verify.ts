@@ -88,8 +88,15 @@ export async function verifyStore(
       visit(referrer);
       if (present.has(referrer)) canInvalidate = false;
     }
-    if (canInvalidate) store.invalidatePath(path);
-    else toRepair.push(path);
+    if (canInvalidate) {
+      try {
+        store.invalidatePath(path);
+      } catch (e) {
+        if (!(e instanceof RangeError)) throw e;
+        canInvalidate = false; // a referrer that is missing too but could not go
+      }
+    }
+    if (!canInvalidate) toRepair.push(path);
     emit({ type: "disappeared", path, invalidated: canInvalidate });
   };
   for (const path of roots) visit(path);
@@ -101,7 +108,9 @@ export async function verifyStore(
     errors = checkLinks(join(storeDir, LINKS_DIR), options.repair !== undefined, emit) || errors;
   }
   emit({ type: "phase", phase: "contents" });
-  for (const path of [...present].sort()) {
+  // Only the paths asked for: the referrers visited on the way were checked for existence only.
+  const wanted = new Set(roots);
+  for (const path of [...present].filter((p) => wanted.has(p)).sort()) {
     try {
       const info = store.queryPathInfo(path);
       if (info === undefined) continue; // deleted meanwhile

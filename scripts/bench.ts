@@ -202,7 +202,8 @@ const schedulerSection: Section = {
 
 const substituteSection: Section = {
   name: "substitute",
-  summary: "a 500-path, 300 MB closure: copy --to, realise from file:// (zstd, xz) and kiln serve",
+  summary:
+    "a 500-path, 300 MB closure: copy --to, optimise, realise from file:// (zstd, xz) and kiln serve",
   async run({ small, runs }) {
     if (!nixAvailable) return [{ section: this.name, note: "needs nix" }];
     using fixture = await prepareSubstituteBench(

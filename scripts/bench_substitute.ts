@@ -1,7 +1,8 @@
 /**
  * Substitution speed, kiln vs Nix 2.8: a closure of `paths` store paths holding `megabytes` of
  * base64 blobs (default 500 / 300, as the issue asks) is copied into file:// caches (zstd, xz)
- * and substituted from them and from `kiln serve` over loopback into fresh stores; plus
+ * and substituted from them and from `kiln serve` over loopback into fresh stores; the closure
+ * is optimised (`kiln store optimise`, `nix-store --optimise`); plus
  * `kiln serve` throughput for narinfo and NAR requests from concurrent clients.
  *
  *   deno run --allow-all scripts/bench_substitute.ts [--paths N] [--megabytes M] [--no-xz] [--runs N]
@@ -14,6 +15,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { encodeBase64 } from "../lib/hashing/mod.ts";
+import { removeTree } from "../lib/store/mod.ts";
 import { KilnStore } from "../tests/_kiln.ts";
 import { nixAvailable, NixSandbox } from "../tests/_nix.ts";
 import { inTurns, settle } from "./_fair.ts";
@@ -255,6 +257,50 @@ async function timeCopyTo(
   Deno.removeSync(nixDir, { recursive: true });
 }
 
+/**
+ * `kiln store optimise` against `nix-store --optimise` on the closure, `runs` times in turns, each
+ * from stores whose `.links` was removed (so every file is linked again); medians.
+ */
+async function timeOptimise(f: SubstituteBenchFixture, runs: number): Promise<SubstituteBenchRow> {
+  const kilnMs: number[] = [];
+  const nixMs: number[] = [];
+  let note: string | undefined;
+  const stores = [f.nix.storeDir, f.kiln.physical(f.nix.storeDir)];
+  for (let i = 0; i < runs; i++) {
+    for (const store of stores) removeTree(join(store, ".links"));
+    await settle(stores);
+    const optimise = async (cmd: string, args: string[], env: Record<string, string>) => {
+      const start = performance.now();
+      const out = await new Deno.Command(cmd, { args, env, stdout: "null", stderr: "piped" })
+        .output();
+      const ms = performance.now() - start;
+      const stderr = new TextDecoder().decode(out.stderr);
+      if (!out.success) throw new Error(`${cmd} ${args.join(" ")} failed: ${stderr}`);
+      return { ms, freed: stderr.split("\n").filter((l) => l.includes(" freed by ")).join() };
+    };
+    const [k, n] = await inTurns(
+      i,
+      () => optimise(KILN, ["store", "optimise"], f.kiln.env),
+      () => optimise("nix-store", ["--optimise"], f.nix.env),
+    );
+    kilnMs.push(k.ms);
+    nixMs.push(n!.ms);
+    if (k.freed !== n!.freed) note = `MISMATCH: kiln '${k.freed}', Nix '${n!.freed}'`;
+  }
+  return {
+    section: "optimise",
+    kilnMs: median(kilnMs),
+    nixMs: median(nixMs),
+    note: note ?? "median",
+  };
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
 /** Starts `kiln serve` on a free loopback port in `kiln`'s store; returns its URL and a stopper. */
 export async function startKilnServe(
   kiln: KilnStore,
@@ -296,6 +342,7 @@ export async function runSubstituteBench(
   const rows = f.rows.map((row) => ({ ...row }));
   const copyTo = rows.find((row) => row.section === "copy-to-zstd")!;
   for (let i = 1; i < runs; i++) await timeCopyTo(f, i, copyTo);
+  rows.push(await timeOptimise(f, runs));
   rows.push(await timeSubstitution(f, "subst-file-zstd", `file://${f.caches.zstd}`, runs));
   if (f.caches.xz) {
     rows.push(await timeSubstitution(f, "subst-file-xz", `file://${f.caches.xz}`, runs));

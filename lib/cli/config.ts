@@ -50,6 +50,11 @@ export const SETTINGS: readonly SettingSpec[] = [
     description: "seconds a cache's narinfo is remembered",
   },
   { name: "compression", default: "zstd", description: "NAR compression kiln writes to caches" },
+  {
+    name: "auto-optimise-store",
+    default: "false",
+    description: "hard-link identical files of new paths (as kiln store optimise)",
+  },
 ];
 
 const SPECS = new Map(SETTINGS.map((s) => [s.name, s]));
@@ -129,6 +134,8 @@ export interface Config {
   /** Database, logs, roots and locks. */
   stateDir: string;
   settings: Settings;
+  /** The `auto-optimise-store` setting, for the store. */
+  autoOptimiseStore: boolean;
 }
 
 /** The global flags every command accepts. */
@@ -164,7 +171,8 @@ export function resolveConfig(flags: GlobalFlags, env: Record<string, string | u
   }
   const storeRoot = resolve(flags.storeRoot ?? env.KILN_STORE_ROOT ?? join(dataHome, "kiln"));
   const stateDir = resolve(flags.stateDir ?? env.KILN_STATE_DIR ?? join(stateHome, "kiln"));
-  return { storeDir, storeRoot, stateDir, settings };
+  const autoOptimiseStore = settings.getBool("auto-optimise-store");
+  return { storeDir, storeRoot, stateDir, settings, autoOptimiseStore };
 }
 
 function stripTrailingSlash(path: string): string {

@@ -10,7 +10,7 @@
 
 import { type Derivation, derivationType, parseDerivation } from "../derivation/mod.ts";
 import { decodeNixString, parseStorePath } from "../hashing/mod.ts";
-import { hashPath, type LocalStore } from "../store/mod.ts";
+import { hashPath, type LocalStore, pathExists } from "../store/mod.ts";
 import type { GoalNode } from "./_graph.ts";
 
 /** One requested derivation: `outputs` undefined means all of them (`^*`, or no `^`). */
@@ -100,7 +100,9 @@ export function planBuild(
     let ok = verified.get(path);
     if (ok === undefined) {
       const info = store.queryPathInfo(path)!;
-      ok = hashPath(store.physicalPath(path)).hash.equals(info.narHash);
+      const physical = store.physicalPath(path);
+      // A valid output missing on disk (`kiln store verify` finds such) is as corrupt.
+      ok = pathExists(physical) && hashPath(physical).hash.equals(info.narHash);
       verified.set(path, ok);
     }
     return ok;

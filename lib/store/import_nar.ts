@@ -6,7 +6,7 @@
  */
 
 import type { Hash } from "../hashing/mod.ts";
-import { makeTempPath, removeTree } from "./_fs.ts";
+import { makeTempPath, pathExists, removeTree } from "./_fs.ts";
 import type { PathInfo } from "./metadata_db.ts";
 import { restoreNar } from "./nar_fs.ts";
 
@@ -26,7 +26,7 @@ export interface NarImportTarget {
 
 /**
  * Unpacks `nar` as `info.path` and registers it with `info`, unless the path is valid already
- * (then returns false and reads nothing). Every reference but the path itself must be valid.
+ * (then returns false and reads nothing); with `repair` a valid path's files are replaced. Every reference but the path itself must be valid.
  * Throws NarMismatchError when the NAR's hash or size differs from `info` (reading stops as soon
  * as it is longer), and passes on the stream's own errors (truncation, corrupt data, abort) and
  * those of `check`.
@@ -40,16 +40,19 @@ export async function importNar(
     signal?: AbortSignal;
     /** Looks at the unpacked tree (a temporary path) once its NAR matched; throws to refuse it. */
     check?: (path: string) => void;
+    /** Replace the files of a valid path (corrupt or missing) with the NAR's. */
+    repair?: boolean;
   },
 ): Promise<boolean> {
-  if (store.isValidPath(info.path)) return false;
+  if (!options.repair && store.isValidPath(info.path)) return false;
   for (const reference of info.references) {
     if (reference !== info.path && !store.isValidPath(reference)) {
       throw new RangeError(`Cannot add '${info.path}': its reference '${reference}' is not valid`);
     }
   }
   return await store.withPathLock([info.path], async () => {
-    if (store.isValidPath(info.path)) return false;
+    const valid = store.isValidPath(info.path);
+    if (valid && !options.repair) return false;
     const dest = store.physicalPath(info.path);
     const temp = makeTempPath(store.physicalPath(store.storeDir), baseName(info.path));
     try {
@@ -73,6 +76,11 @@ export async function importNar(
         );
       }
       options.check?.(temp);
+      if (valid) {
+        swapIntoPlace(temp, dest, makeTempPath(store.physicalPath(store.storeDir), "repaired"));
+        store.registerValidPaths([info]);
+        return true;
+      }
       removeTree(dest); // an invalid path's file is garbage left by a crash
       Deno.renameSync(temp, dest);
       try {
@@ -86,6 +94,13 @@ export async function importNar(
       removeTree(temp);
     }
   });
+}
+
+/** Renames `temp` to `dest`, moving what is at `dest` (if anything) to `old` first, then removing it. */
+function swapIntoPlace(temp: string, dest: string, old: string): void {
+  if (pathExists(dest)) Deno.renameSync(dest, old);
+  Deno.renameSync(temp, dest);
+  removeTree(old);
 }
 
 /** Passes `nar` on, failing once it is longer than `info.narSize` or `signal` aborts. */

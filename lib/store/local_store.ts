@@ -17,6 +17,7 @@ import {
 import { importNar } from "./import_nar.ts";
 import { dumpPath, hashPath, ingestPath } from "./nar_fs.ts";
 import { lockPaths } from "./locks.ts";
+import { optimisePaths } from "./optimise.ts";
 import { type DerivationOutputsMap, MetadataDb, type PathInfo } from "./metadata_db.ts";
 import type { AddTextOptions, Store } from "./store.ts";
 import { makeTempPath, pathExists, removeStaleTemps, removeTree } from "./_fs.ts";
@@ -32,6 +33,8 @@ export interface StoreLocation {
   storeRoot: string;
   /** Database, locks and the like. */
   stateDir: string;
+  /** Hard-link identical files of each new path through `.links` (`auto-optimise-store`). */
+  autoOptimiseStore?: boolean;
 }
 
 /** Options of {@link LocalStore.addPath}. */
@@ -63,6 +66,7 @@ export class LocalStore implements Store {
   readonly #physicalStoreDir: string;
   readonly #lockDir: string;
   readonly #db: MetadataDb;
+  readonly #autoOptimise: boolean;
   #tempsCleaned = false;
 
   private constructor(location: StoreLocation, db: MetadataDb) {
@@ -71,6 +75,7 @@ export class LocalStore implements Store {
     this.#physicalStoreDir = this.physicalPath(location.storeDir);
     this.#lockDir = join(resolve(location.stateDir), "locks");
     this.#db = db;
+    this.#autoOptimise = location.autoOptimiseStore ?? false;
   }
 
   /**
@@ -110,6 +115,16 @@ export class LocalStore implements Store {
   /** The valid ones among `paths`, sorted, each once. */
   queryValidPaths(paths: Iterable<string>): string[] {
     return [...new Set(paths)].filter((p) => this.isValidPath(p)).sort();
+  }
+
+  /** Every valid path, sorted. */
+  queryAllValidPaths(): string[] {
+    return this.#db.queryAllValidPaths();
+  }
+
+  /** Removes `path` from the valid set; throws when another valid path still refers to it. */
+  invalidatePath(path: string): void {
+    this.#db.invalidatePath(path);
   }
 
   queryPathInfo(path: string): PathInfo | undefined {
@@ -242,7 +257,17 @@ export class LocalStore implements Store {
     infos: PathInfo[],
     options: { derivationOutputs?: DerivationOutputsMap } = {},
   ): void {
+    const fresh = this.#autoOptimise ? infos.filter((i) => !this.isValidPath(i.path)) : [];
     this.#db.registerValidPaths(infos, options);
+    for (const info of fresh) {
+      // Best effort, as the paths are valid now (a caller would undo them on an error): a file
+      // that cannot be linked stays as it is, each replacement being atomic.
+      try {
+        optimisePaths(this, [info.path], { readLinks: false });
+      } catch {
+        // left unoptimised; `kiln store optimise` tells why
+      }
+    }
   }
 
   /**
@@ -288,7 +313,7 @@ export class LocalStore implements Store {
     removeTree(dest); // an invalid path's file is garbage: a crash between rename and register
     Deno.renameSync(temp, dest);
     try {
-      this.#db.registerValidPaths([info], { derivationOutputs });
+      this.registerValidPaths([info], { derivationOutputs });
     } catch (e) {
       removeTree(dest);
       throw e;

@@ -132,6 +132,12 @@ export class MetadataDb {
     });
   }
 
+  /** Every valid path, sorted. */
+  queryAllValidPaths(): string[] {
+    const rows = retryBusy(() => this.#stmts.queryAllValidPaths.all()) as { path: string }[];
+    return rows.map((r) => r.path);
+  }
+
   /** Paths whose references include `path` (itself too, when it refers to itself), sorted. */
   queryReferrers(path: string): string[] {
     return retryBusy(() => {
@@ -287,6 +293,7 @@ function prepareStatements(db: DatabaseSync) {
   const p = (sql: string): StatementSync => db.prepare(sql);
   return {
     queryId: p("select id from ValidPaths where path = ?"),
+    queryAllValidPaths: p("select path from ValidPaths order by path"),
     queryPathFromPrefix: p("select path from ValidPaths where path >= ? limit 1"),
     queryPathInfo: p(
       "select id, path, hash, registrationTime, deriver, narSize, ultimate, sigs, ca" +

@@ -163,8 +163,12 @@ export class Substituter {
    * function. Tries each cache with a trusted narinfo in turn; rejects (throws) only when
    * `signal` aborts.
    */
-  async substitutePath(storePath: string, signal: AbortSignal): Promise<SubstitutionOutcome> {
-    if (this.#store.isValidPath(storePath)) return { status: "already-valid" };
+  async substitutePath(
+    storePath: string,
+    signal: AbortSignal,
+    options: { repair?: boolean } = {},
+  ): Promise<SubstitutionOutcome> {
+    if (!options.repair && this.#store.isValidPath(storePath)) return { status: "already-valid" };
     const problems: string[] = [];
     for (const cache of this.#caches) {
       signal.throwIfAborted();
@@ -181,6 +185,7 @@ export class Substituter {
           nar: () => cache.readNar(info, signal),
           signal,
           check: check && ((path) => checkContents(path, info, check)),
+          repair: options.repair,
         });
         return { status: "substituted" };
       } catch (e) {

@@ -7,6 +7,7 @@ import { type Command, printJson, printLines } from "../command.ts";
 import { exportCommand, importCommand, STORE_EXPORT_USAGE } from "./store_export.ts";
 import { queryPaths, STORE_QUERY_USAGE } from "./store_query.ts";
 import { signPaths, STORE_SIGN_USAGE } from "./store_sign.ts";
+import { optimise, STORE_VERIFY_USAGE, verifyPaths } from "./store_verify.ts";
 
 const USAGE = `Usage:
   kiln store add [--name NAME] PATH...
@@ -23,6 +24,7 @@ const USAGE = `Usage:
 ${STORE_SIGN_USAGE}
 ${STORE_QUERY_USAGE}
 ${STORE_EXPORT_USAGE}
+${STORE_VERIFY_USAGE}
 
 PATH for path-info is a store path itself (<store dir>/<hash>-<name>), not a file inside one
 nor a symlink to one. ALGO is md5, sha1, sha256 or sha512. NAME defaults to PATH's base name.`;
@@ -37,6 +39,8 @@ export const storeCommand: Command = {
       query: queryPaths,
       export: exportCommand,
       import: importCommand,
+      verify: verifyPaths,
+      optimise,
     }),
 };
 

@@ -10,7 +10,7 @@ import {
 } from "../../store/mod.ts";
 import { parseCommandArgs, UsageError } from "../args.ts";
 import { printStderr, warn } from "../command.ts";
-import { unreachable } from "../render.ts";
+import { unreachable } from "../../sys/mod.ts";
 
 /** Usage lines for the `store` command's text. */
 export const STORE_VERIFY_USAGE =

@@ -236,14 +236,14 @@ function positiveInt(what: string, text: string): number {
   return Number(text);
 }
 
-function maxJobs(settings: Settings): number {
+export function maxJobs(settings: Settings): number {
   return settings.get("max-jobs") === "auto"
     ? navigator.hardwareConcurrency
     : settings.getInt("max-jobs");
 }
 
-/** The build settings as asked for (the run probes the sandbox when it needs it). */
-function buildSettings(settings: Settings, rounds: number): BuildSettings {
+/** The build settings as asked for (also the daemon's) (the run probes the sandbox when it needs it). */
+export function buildSettings(settings: Settings, rounds: number): BuildSettings {
   const mode = settings.get("sandbox");
   if (mode !== "true" && mode !== "false" && mode !== "relaxed") {
     throw new TypeError(`Setting 'sandbox' has value '${mode}', expected true, false or relaxed`);

@@ -1,0 +1,229 @@
+/**
+ * The operations that build: BuildPaths and BuildPathsWithResults through one `realise()` run
+ * each, its events rendered onto the client's stderr channel as Nix's daemon renders its logger's
+ * (activities, their results, log messages); and QueryMissing, which nix-build asks first.
+ */
+
+import { hashDerivationModulo } from "../derivation/mod.ts";
+import {
+  type BuildResult,
+  type BuildTarget,
+  nixStatusOf,
+  planBuild,
+  queryMissing,
+  readDerivation,
+  realise,
+  type RunEvent,
+} from "../scheduler/mod.ts";
+import {
+  type BuildMode,
+  type DerivedPath,
+  type KeyedBuildResult,
+  type LogField,
+  protocolMinor,
+  readBuildMode,
+  readDerivedPath,
+  type Realisation,
+  WorkerOp,
+  writeKeyedBuildResult,
+  writeStringSet,
+} from "../protocol/mod.ts";
+import type { Outgoing } from "./_channel.ts";
+import type { OpHandler, Session } from "./_session.ts";
+
+/** Nix's `ActivityType` and `ResultType` numbers (libutil/logging.hh). */
+const ACTIVITY_TYPES = { copyPaths: 103, builds: 104, build: 105, substitute: 108 } as const;
+const RES_BUILD_LOG_LINE = 101;
+const RES_PROGRESS = 105;
+/** Nix's verbosity levels. */
+const LVL_ERROR = 0;
+const LVL_WARN = 1;
+const LVL_INFO = 3;
+const LVL_TALKATIVE = 4;
+
+/** Renders a run's events as Nix's TunnelLogger sends its logger's calls. */
+function renderEvent(out: Outgoing, verbosity: number, event: RunEvent): void {
+  switch (event.type) {
+    case "start": {
+      const fields: LogField[] = event.activity === "build"
+        ? [event.path ?? "", "", 1, 1]
+        : event.activity === "substitute"
+        ? [event.path ?? "", ""]
+        : [];
+      out.stderr({
+        type: "startActivity",
+        id: event.id,
+        level: LVL_INFO,
+        activityType: ACTIVITY_TYPES[event.activity],
+        text: event.text,
+        fields,
+        parent: event.parent,
+      });
+      return;
+    }
+    case "stop":
+      out.stderr({ type: "stopActivity", id: event.id });
+      return;
+    case "result":
+      if (event.result === "buildLogLine") {
+        out.stderr({
+          type: "result",
+          id: event.id,
+          resultType: RES_BUILD_LOG_LINE,
+          fields: [event.line],
+        });
+      } else if (event.result === "progress") {
+        const fields = [event.done, event.expected, event.running, event.failed];
+        out.stderr({ type: "result", id: event.id, resultType: RES_PROGRESS, fields });
+      } // an estimate is kiln's own: Nix's clients have no result type for it
+      return;
+    case "msg": {
+      // The client prints its own plan from QueryMissing: kiln's goes at a level above info.
+      const level = event.level === "error"
+        ? LVL_ERROR
+        : event.level === "warn"
+        ? LVL_WARN
+        : LVL_TALKATIVE;
+      if (level > verbosity) return;
+      const prefix = event.level === "error"
+        ? "error: "
+        : event.level === "warn"
+        ? "warning: "
+        : "";
+      out.stderr({ type: "next", text: `${prefix}${event.text}\n` });
+      return;
+    }
+    default: {
+      const unknown: never = event;
+      throw new TypeError(`Internal error: run event ${JSON.stringify(unknown)}`);
+    }
+  }
+}
+
+function readBuildRequest(session: Session, withMode: boolean) {
+  return session.incoming.read((r) => {
+    const paths = r.readList((r) => readDerivedPath(r, session.wire), "derived paths");
+    const mode: BuildMode = withMode ? readBuildMode(r) : "normal";
+    return { paths, mode };
+  });
+}
+
+/** Realises the derived paths: builds what is missing, with the client's settings. */
+async function build(
+  session: Session,
+  paths: readonly DerivedPath[],
+  mode: BuildMode,
+): Promise<Map<string, BuildResult>> {
+  const { store, options, settings, out } = session;
+  const targets: BuildTarget[] = [];
+  for (const path of paths) {
+    if (path.type === "built") {
+      const { drvPath, outputs } = path;
+      targets.push(outputs === "*" ? { drvPath } : { drvPath, outputs });
+    } else if (!store.isValidPath(path.path)) {
+      throw new TypeError(`path '${path.path}' does not exist and cannot be created`);
+    }
+  }
+  if (targets.length === 0) return new Map();
+  const base = options.realise;
+  const verbosity = settings?.verbosity ?? LVL_INFO;
+  await using run = realise(store, targets, {
+    ...base,
+    settings: settings === undefined ? base.settings : {
+      ...base.settings,
+      maxSilentTime: settings.maxSilentTime,
+      cores: settings.buildCores || base.settings.cores,
+    },
+    maxJobs: settings?.maxBuildJobs ?? base.maxJobs,
+    keepGoing: settings?.keepGoing ?? base.keepGoing,
+    check: mode === "check",
+    repair: mode === "repair",
+    signal: options.signal,
+    onEvent: (event) => renderEvent(out, verbosity, event),
+  });
+  const outcome = await run.outcome;
+  if (outcome.status === "substitution-failed") {
+    throw new TypeError("some substitutes failed; kiln's daemon does not fall back to building");
+  }
+  return outcome.results;
+}
+
+const buildPaths: OpHandler = async (session) => {
+  const { paths, mode } = await readBuildRequest(
+    session,
+    protocolMinor(session.wire.version) >= 15,
+  );
+  const results = await build(session, paths, mode);
+  const failed = [...new Set(paths.filter((p) => p.type === "built").map((p) => p.drvPath))]
+    .filter((p) => results.get(p)?.status === "failed").sort();
+  if (failed.length > 0) {
+    throw new TypeError(`build of ${failed.map((p) => `'${p}'`).join(", ")} failed`);
+  }
+  session.finish((w) => w.writeInt(1));
+};
+
+/** The realisations of a derivation's outputs, keyed as Nix keys them (`<hash modulo>!<out>`). */
+function builtOutputs(session: Session, result: BuildResult): Record<string, Realisation> {
+  if (result.status === "failed") return {};
+  const resolve = (p: string) => readDerivation(session.store, p);
+  const hashes = hashDerivationModulo(resolve(result.path), resolve).hashes;
+  const outputs: Record<string, Realisation> = {};
+  for (const [name, outPath] of Object.entries(result.outputs)) {
+    const hash = hashes.get(name) ?? hashes.values().next().value;
+    if (hash === undefined) continue;
+    const id = `${hash.toString("base16", true)}!${name}`;
+    outputs[id] = { id, outPath, signatures: [], dependentRealisations: {} };
+  }
+  return outputs;
+}
+
+function keyedResult(session: Session, path: DerivedPath, result?: BuildResult): KeyedBuildResult {
+  const seconds = (ms: number) => Math.floor(ms / 1000);
+  return {
+    path,
+    status: result === undefined ? "AlreadyValid" : nixStatusOf(result),
+    errorMsg: result?.status === "failed" ? result.message : "",
+    timesBuilt: result?.timesBuilt ?? 0,
+    isNonDeterministic: false,
+    startTime: seconds(result?.startTime ?? 0),
+    stopTime: seconds(result?.stopTime ?? 0),
+    builtOutputs: result === undefined ? {} : builtOutputs(session, result),
+  };
+}
+
+const buildPathsWithResults: OpHandler = async (session) => {
+  const { paths, mode } = await readBuildRequest(session, true);
+  const results = await build(session, paths, mode);
+  const keyed = paths.map((p) =>
+    keyedResult(session, p, p.type === "built" ? results.get(p.drvPath) : undefined)
+  );
+  session.finish((w) => w.writeList(keyed, (w, k) => writeKeyedBuildResult(w, k, session.wire)));
+};
+
+/** What would be built; paths whose `.drv` the store lacks are unknown. Nothing substitutes. */
+const queryMissingOp: OpHandler = async (session) => {
+  const paths = await session.incoming.read((r) =>
+    r.readList((r) => readDerivedPath(r, session.wire), "derived paths")
+  );
+  const { store } = session;
+  const unknown: string[] = [];
+  const targets: BuildTarget[] = [];
+  for (const path of paths) {
+    const known = path.type === "built" ? path.drvPath : path.path;
+    if (!store.isValidPath(known)) unknown.push(known);
+    else if (path.type === "built") targets.push({ drvPath: path.drvPath });
+  }
+  const missing = queryMissing(planBuild(store, targets));
+  session.finish((w) => {
+    writeStringSet(w, missing.willBuild);
+    writeStringSet(w, missing.willSubstitute);
+    writeStringSet(w, unknown);
+    w.writeInt(missing.downloadSize).writeInt(missing.narSize);
+  });
+};
+
+export const BUILD_HANDLERS: ReadonlyMap<number, OpHandler> = new Map([
+  [WorkerOp.BuildPaths, buildPaths],
+  [WorkerOp.BuildPathsWithResults, buildPathsWithResults],
+  [WorkerOp.QueryMissing, queryMissingOp],
+]);

@@ -1,0 +1,131 @@
+/** The operations that read the store, and the ones that only acknowledge (SetOptions, roots). */
+
+import type { PathInfo } from "../store/mod.ts";
+import {
+  parseContentAddress,
+  protocolMinor,
+  readClientSettings,
+  readStorePath,
+  readStorePaths,
+  sortedEntries,
+  type UnkeyedValidPathInfo,
+  WorkerOp,
+  writeStringSet,
+  writeUnkeyedValidPathInfo,
+} from "../protocol/mod.ts";
+import type { OpHandler, Session } from "./_session.ts";
+
+function readPath(session: Session): Promise<string> {
+  return session.incoming.read((r) => readStorePath(r, session.wire));
+}
+
+/** A path the operation needs valid; throws Nix's message when it is not. */
+function requireValid(session: Session, path: string): void {
+  if (!session.store.isValidPath(path)) throw new TypeError(`path '${path}' is not valid`);
+}
+
+/** The store's metadata as the wire carries it. */
+export function wirePathInfo(info: PathInfo): UnkeyedValidPathInfo {
+  const wire: UnkeyedValidPathInfo = {
+    narHash: info.narHash,
+    references: info.references,
+    registrationTime: info.registrationTime,
+    narSize: info.narSize,
+    ultimate: info.ultimate,
+    sigs: info.signatures,
+  };
+  if (info.deriver !== undefined) wire.deriver = info.deriver;
+  if (info.ca !== undefined) wire.ca = parseContentAddress(info.ca);
+  return wire;
+}
+
+const isValidPath: OpHandler = async (session) => {
+  const path = await readPath(session);
+  const valid = session.store.isValidPath(path);
+  session.finish((w) => w.writeBool(valid));
+};
+
+const queryValidPaths: OpHandler = async (session) => {
+  const paths = await session.incoming.read((r) => {
+    const paths = readStorePaths(r, session.wire);
+    // Whether to substitute what is missing: kiln's daemon does not substitute on queries.
+    if (protocolMinor(session.wire.version) >= 27) r.readBool("substitute flag");
+    return paths;
+  });
+  const valid = session.store.queryValidPaths(paths);
+  session.finish((w) => writeStringSet(w, valid));
+};
+
+const queryPathInfo: OpHandler = async (session) => {
+  const path = await readPath(session);
+  const info = session.store.queryPathInfo(path);
+  if (info === undefined && protocolMinor(session.wire.version) < 17) requireValid(session, path);
+  session.finish((w) => {
+    if (protocolMinor(session.wire.version) >= 17) w.writeBool(info !== undefined);
+    if (info !== undefined) writeUnkeyedValidPathInfo(w, wirePathInfo(info), session.wire);
+  });
+};
+
+const queryReferrers: OpHandler = async (session) => {
+  const path = await readPath(session);
+  requireValid(session, path);
+  const referrers = session.store.queryReferrers(path);
+  session.finish((w) => writeStringSet(w, referrers));
+};
+
+const queryPathFromHashPart: OpHandler = async (session) => {
+  const hashPart = await session.incoming.read((r) => r.readString("hash part"));
+  const path = session.store.queryPathFromHashPart(hashPart);
+  session.finish((w) => w.writeString(path ?? ""));
+};
+
+const queryDerivationOutputMap: OpHandler = async (session) => {
+  const path = await readPath(session);
+  requireValid(session, path);
+  const outputs = sortedEntries(session.store.queryDerivationOutputs(path));
+  session.finish((w) =>
+    w.writeList(outputs, (w, [name, out]) => w.writeString(name).writeString(out))
+  );
+};
+
+/** The NAR follows LAST as it is, neither framed nor padded (`dumpPath(path, to)`). */
+const narFromPath: OpHandler = async (session) => {
+  const path = await readPath(session);
+  requireValid(session, path);
+  const nar = session.store.narFromPath(path);
+  session.finish();
+  for await (const chunk of nar) session.out.send(chunk);
+};
+
+/** Accepted and forgotten: kiln has no garbage collector yet, so no path needs protecting. */
+const addTempRoot: OpHandler = async (session) => {
+  await readPath(session);
+  session.finish((w) => w.writeInt(1));
+};
+
+/** Valid paths only: the daemon does not substitute yet. */
+const ensurePath: OpHandler = async (session) => {
+  const path = await readPath(session);
+  requireValid(session, path);
+  session.finish((w) => w.writeInt(1));
+};
+
+const setOptions: OpHandler = async (session) => {
+  session.settings = await session.incoming.read((r) =>
+    readClientSettings(r, session.wire.version)
+  );
+  session.finish();
+};
+
+export const QUERY_HANDLERS: ReadonlyMap<number, OpHandler> = new Map([
+  [WorkerOp.IsValidPath, isValidPath],
+  [WorkerOp.QueryValidPaths, queryValidPaths],
+  [WorkerOp.QueryPathInfo, queryPathInfo],
+  [WorkerOp.QueryReferrers, queryReferrers],
+  [WorkerOp.QueryPathFromHashPart, queryPathFromHashPart],
+  [WorkerOp.QueryDerivationOutputMap, queryDerivationOutputMap],
+  [WorkerOp.NarFromPath, narFromPath],
+  [WorkerOp.AddTempRoot, addTempRoot],
+  [WorkerOp.EnsurePath, ensurePath],
+  [WorkerOp.SetOptions, setOptions],
+]);

@@ -108,12 +108,29 @@ function readBuildRequest(session: Session, withMode: boolean) {
   });
 }
 
+/** What a run ended with: its results, and the last error message, not sent yet. */
+interface Built {
+  results: Map<string, BuildResult>;
+  /**
+   * Held back, as Nix 2.8 holds a top-level goal's error to throw it: BuildPaths sends it as the
+   * operation's ERROR when it is the one failure, else as a message like the others.
+   */
+  lastError?: string;
+}
+
+/** Sends a held error message as the others were sent. */
+function sendHeld(session: Session, built: Built): void {
+  if (built.lastError === undefined) return;
+  const verbosity = session.settings?.verbosity ?? LVL_INFO;
+  renderEvent(session.out, verbosity, { type: "msg", level: "error", text: built.lastError });
+}
+
 /** Realises the derived paths: builds what is missing, with the client's settings. */
 async function build(
   session: Session,
   paths: readonly DerivedPath[],
   mode: BuildMode,
-): Promise<Map<string, BuildResult>> {
+): Promise<Built> {
   const { store, options, settings, out } = session;
   const targets: BuildTarget[] = [];
   for (const path of paths) {
@@ -124,9 +141,10 @@ async function build(
       throw new TypeError(`path '${path.path}' does not exist and cannot be created`);
     }
   }
-  if (targets.length === 0) return new Map();
+  if (targets.length === 0) return { results: new Map() };
   const base = options.realise;
   const verbosity = settings?.verbosity ?? LVL_INFO;
+  const built: Built = { results: new Map() };
   await using run = realise(store, targets, {
     ...base,
     settings: settings === undefined ? base.settings : {
@@ -139,13 +157,20 @@ async function build(
     check: mode === "check",
     repair: mode === "repair",
     signal: options.signal,
-    onEvent: (event) => renderEvent(out, verbosity, event),
+    onEvent: (event) => {
+      if (event.type !== "msg" || event.level !== "error") {
+        return renderEvent(out, verbosity, event);
+      }
+      if (built.lastError !== undefined) sendHeld(session, built);
+      built.lastError = event.text;
+    },
   });
   const outcome = await run.outcome;
   if (outcome.status === "substitution-failed") {
     throw new TypeError("some substitutes failed; kiln's daemon does not fall back to building");
   }
-  return outcome.results;
+  built.results = outcome.results;
+  return built;
 }
 
 const buildPaths: OpHandler = async (session) => {
@@ -153,9 +178,13 @@ const buildPaths: OpHandler = async (session) => {
     session,
     protocolMinor(session.wire.version) >= 15,
   );
-  const results = await build(session, paths, mode);
+  const built = await build(session, paths, mode);
+  const { results, lastError } = built;
   const failed = [...new Set(paths.filter((p) => p.type === "built").map((p) => p.drvPath))]
     .filter((p) => results.get(p)?.status === "failed").sort();
+  const only = failed.length === 1 ? results.get(failed[0]) : undefined;
+  if (only?.status === "failed" && only.message === lastError) throw new TypeError(lastError);
+  sendHeld(session, built);
   if (failed.length > 0) {
     throw new TypeError(`build of ${failed.map((p) => `'${p}'`).join(", ")} failed`);
   }
@@ -193,7 +222,9 @@ function keyedResult(session: Session, path: DerivedPath, result?: BuildResult):
 
 const buildPathsWithResults: OpHandler = async (session) => {
   const { paths, mode } = await readBuildRequest(session, true);
-  const results = await build(session, paths, mode);
+  const built = await build(session, paths, mode);
+  sendHeld(session, built);
+  const { results } = built;
   const keyed = paths.map((p) =>
     keyedResult(session, p, p.type === "built" ? results.get(p.drvPath) : undefined)
   );

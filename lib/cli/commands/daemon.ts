@@ -110,11 +110,7 @@ function daemonOptions(store: LocalStore, config: Config, signal: AbortSignal): 
  */
 async function serveSocket(path: string, options: DaemonOptions, stop: AbortController) {
   Deno.mkdirSync(join(path, ".."), { recursive: true });
-  try {
-    Deno.removeSync(path); // a socket left by a daemon that did not stop cleanly
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
+  removeSocket(path); // one left by a daemon that did not stop cleanly
   const listener = Deno.listen({ transport: "unix", path });
   const connections = new Set<Deno.UnixConn>();
   const sessions = new Set<Promise<void>>();
@@ -141,9 +137,17 @@ async function serveSocket(path: string, options: DaemonOptions, stop: AbortCont
     if (!stop.signal.aborted) throw e;
   } finally {
     for (const s of signals) Deno.removeSignalListener(s, onSignal);
-    Deno.removeSync(path);
+    removeSocket(path); // closing the listener may have removed it already
     for (const conn of connections) closeQuietly(conn);
     await Promise.all(sessions);
+  }
+}
+
+function removeSocket(path: string): void {
+  try {
+    Deno.removeSync(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
 }
 

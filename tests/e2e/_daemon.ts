@@ -45,6 +45,8 @@ export async function withDaemon(fn: (daemon: DaemonFixture) => Promise<void>): 
   };
   const nix = (cmd: string, args: string[], stdin?: string) =>
     runProcess(cmd, args, { env, stdin });
+  let status: Deno.CommandStatus;
+  let socketLeft: boolean;
   try {
     if (!(await listening.promise)) throw new Error(`kiln daemon did not start: ${log}`);
     await fn({
@@ -62,16 +64,11 @@ export async function withDaemon(fn: (daemon: DaemonFixture) => Promise<void>): 
     });
   } finally {
     child.kill("SIGTERM");
-    const status = await child.status;
     await drained;
-    let socketLeft = true;
-    try {
-      Deno.lstatSync(socket);
-    } catch {
-      socketLeft = false;
-    }
+    status = await child.status;
+    socketLeft = await Deno.lstat(socket).then(() => true, () => false);
     store.cleanup();
-    if (status.code !== 0) throw new Error(`kiln daemon exited with ${status.code}: ${log}`);
-    if (socketLeft) throw new Error("kiln daemon left its socket behind");
   }
+  if (status.code !== 0) throw new Error(`kiln daemon exited with ${status.code}: ${log}`);
+  if (socketLeft) throw new Error("kiln daemon left its socket behind");
 }

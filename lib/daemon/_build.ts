@@ -31,15 +31,10 @@ import {
 import type { Outgoing } from "./_channel.ts";
 import type { OpHandler, Session } from "./_session.ts";
 
-/** Nix's `ActivityType` and `ResultType` numbers (libutil/logging.hh). */
+/** Nix's `ActivityType` and `ResultType` numbers and verbosity levels (libutil/logging.hh). */
 const ACTIVITY_TYPES = { copyPaths: 103, builds: 104, build: 105, substitute: 108 } as const;
-const RES_BUILD_LOG_LINE = 101;
-const RES_PROGRESS = 105;
-/** Nix's verbosity levels. */
-const LVL_ERROR = 0;
-const LVL_WARN = 1;
-const LVL_INFO = 3;
-const LVL_TALKATIVE = 4;
+const RESULT_TYPES = { buildLogLine: 101, progress: 105 } as const;
+const LEVELS = { error: 0, warn: 1, info: 3, talkative: 4 } as const;
 
 /** Renders a run's events as Nix's TunnelLogger sends its logger's calls. */
 function renderEvent(out: Outgoing, verbosity: number, event: RunEvent): void {
@@ -53,7 +48,7 @@ function renderEvent(out: Outgoing, verbosity: number, event: RunEvent): void {
       out.stderr({
         type: "startActivity",
         id: event.id,
-        level: LVL_INFO,
+        level: LEVELS.info,
         activityType: ACTIVITY_TYPES[event.activity],
         text: event.text,
         fields,
@@ -69,21 +64,17 @@ function renderEvent(out: Outgoing, verbosity: number, event: RunEvent): void {
         out.stderr({
           type: "result",
           id: event.id,
-          resultType: RES_BUILD_LOG_LINE,
+          resultType: RESULT_TYPES.buildLogLine,
           fields: [event.line],
         });
       } else if (event.result === "progress") {
         const fields = [event.done, event.expected, event.running, event.failed];
-        out.stderr({ type: "result", id: event.id, resultType: RES_PROGRESS, fields });
+        out.stderr({ type: "result", id: event.id, resultType: RESULT_TYPES.progress, fields });
       } // an estimate is kiln's own: Nix's clients have no result type for it
       return;
     case "msg": {
       // The client prints its own plan from QueryMissing: kiln's goes at a level above info.
-      const level = event.level === "error"
-        ? LVL_ERROR
-        : event.level === "warn"
-        ? LVL_WARN
-        : LVL_TALKATIVE;
+      const level = event.level === "info" ? LEVELS.talkative : LEVELS[event.level];
       if (level > verbosity) return;
       const prefix = event.level === "error"
         ? "error: "
@@ -121,7 +112,7 @@ interface Built {
 /** Sends a held error message as the others were sent. */
 function sendHeld(session: Session, built: Built): void {
   if (built.lastError === undefined) return;
-  const verbosity = session.settings?.verbosity ?? LVL_INFO;
+  const verbosity = session.settings?.verbosity ?? LEVELS.info;
   renderEvent(session.out, verbosity, { type: "msg", level: "error", text: built.lastError });
 }
 
@@ -143,7 +134,7 @@ async function build(
   }
   if (targets.length === 0) return { results: new Map() };
   const base = options.realise;
-  const verbosity = settings?.verbosity ?? LVL_INFO;
+  const verbosity = settings?.verbosity ?? LEVELS.info;
   const built: Built = { results: new Map() };
   await using run = realise(store, targets, {
     ...base,

@@ -20,7 +20,8 @@ class StdioClient {
   readonly child: Deno.ChildProcess;
   readonly #input: WritableStreamDefaultWriter<Uint8Array>;
   readonly #output: AsyncIterator<Uint8Array>;
-  #buffer = new Uint8Array(0);
+  readonly #chunks: Uint8Array[] = [];
+  #consumed = 0;
   version = 0;
 
   constructor(readonly store: KilnStore) {
@@ -45,21 +46,17 @@ class StdioClient {
 
   /** Parses the next reply, reading until there are enough bytes; undefined at the end. */
   async read<T>(parse: (r: WireReader) => T): Promise<T | undefined> {
-    while (true) {
-      const reader = new WireReader(this.#buffer);
-      try {
-        const value = parse(reader);
-        this.#buffer = this.#buffer.subarray(reader.offset);
-        return value;
-      } catch (e) {
-        if (!(e instanceof WireTruncatedError)) throw e;
+    for (;;) {
+      const reader = WireReader.fromChunks(this.#chunks);
+      reader.readRaw(this.#consumed);
+      const value = attempt(() => parse(reader));
+      if (value !== undefined) {
+        this.#consumed = reader.offset;
+        return value.value;
       }
       const next = await this.#output.next();
       if (next.done) return undefined;
-      const joined = new Uint8Array(this.#buffer.length + next.value.length);
-      joined.set(this.#buffer);
-      joined.set(next.value, this.#buffer.length);
-      this.#buffer = joined;
+      this.#chunks.push(next.value);
     }
   }
 
@@ -88,6 +85,16 @@ class StdioClient {
       new Uint8Array(await new Response(this.child.stderr).arrayBuffer()),
     );
     return { code: (await this.child.status).code, stderr };
+  }
+}
+
+/** `{ value }` of `parse()`, or undefined when the bytes ran out. */
+function attempt<T>(parse: () => T): { value: T } | undefined {
+  try {
+    return { value: parse() };
+  } catch (e) {
+    if (e instanceof WireTruncatedError) return undefined;
+    throw e;
   }
 }
 

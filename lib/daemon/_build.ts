@@ -156,7 +156,17 @@ async function build(
       built.lastError = event.text;
     },
   });
-  const outcome = await run.outcome;
+  // A client that hangs up mid-build (killed, Ctrl-C) cancels what it asked for.
+  const watching = new AbortController();
+  session.incoming.hungUp(watching.signal).then((gone) => {
+    if (gone) run.cancel(new DOMException("The client hung up", "AbortError"));
+  }, () => {});
+  let outcome;
+  try {
+    outcome = await run.outcome;
+  } finally {
+    watching.abort();
+  }
   if (outcome.status === "substitution-failed") {
     throw new TypeError("some substitutes failed; kiln's daemon does not fall back to building");
   }

@@ -19,6 +19,7 @@ export class Incoming {
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   #buffer: Uint8Array = new Uint8Array(0);
   #ended = false;
+  #pulling: Promise<void> | undefined;
 
   constructor(stream: ReadableStream<Uint8Array>) {
     this.#reader = stream.getReader();
@@ -76,10 +77,24 @@ export class Incoming {
     };
   }
 
-  async #pull(): Promise<void> {
-    const { value, done } = await this.#reader.read();
-    if (done) this.#ended = true;
-    else this.#buffer = this.#buffer.length === 0 ? value : concatBytes([this.#buffer, value]);
+  /** Reads one more chunk; callers at once share the one read. */
+  #pull(): Promise<void> {
+    return this.#pulling ??= this.#reader.read().then(({ value, done }) => {
+      if (done) this.#ended = true;
+      else this.#buffer = this.#buffer.length === 0 ? value : concatBytes([this.#buffer, value]);
+    }).finally(() => this.#pulling = undefined);
+  }
+
+  /**
+   * Resolves true once the client hangs up, false once `signal` aborts first. What the client
+   * sends meanwhile is kept for the next request.
+   */
+  async hungUp(signal: AbortSignal): Promise<boolean> {
+    const aborted = new Promise<void>((resolve) =>
+      signal.addEventListener("abort", () => resolve())
+    );
+    while (!this.#ended && !signal.aborted) await Promise.race([this.#pull(), aborted]);
+    return this.#ended && !signal.aborted;
   }
 
   /** Stops reading (the stream is cancelled). */

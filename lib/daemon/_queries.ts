@@ -94,7 +94,10 @@ const narFromPath: OpHandler = async (session) => {
   requireValid(session, path);
   const nar = session.store.narFromPath(path);
   session.finish();
-  for await (const chunk of nar) session.out.send(chunk);
+  for await (const chunk of nar) {
+    session.out.send(chunk);
+    await session.out.flush(); // no more of the NAR in memory than the socket takes
+  }
 };
 
 /** Accepted and forgotten: kiln has no garbage collector yet, so no path needs protecting. */

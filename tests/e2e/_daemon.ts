@@ -9,6 +9,8 @@ import { makeBuildStore } from "./_drv.ts";
 export interface DaemonFixture {
   store: KilnStore;
   socket: string;
+  /** The environment that points Nix's tools at the daemon. */
+  env: Record<string, string>;
   /** Runs a Nix program with the daemon as its store. */
   nix(cmd: string, args: string[], stdin?: string): Promise<ProcessResult>;
   /** Runs a Nix program; returns its stdout, throwing with its stderr when it fails. */
@@ -20,10 +22,14 @@ export interface DaemonFixture {
 /**
  * Starts `kiln daemon --socket` on a fresh build store (store root `/`, so Nix's client reads its
  * paths where they are), waits for it to listen, runs `fn`, then stops it with SIGTERM and checks
- * that it exited cleanly and removed its socket.
+ * that it exited cleanly and removed its socket. `config` is added to the daemon's kiln.conf.
  */
-export async function withDaemon(fn: (daemon: DaemonFixture) => Promise<void>): Promise<void> {
+export async function withDaemon(
+  fn: (daemon: DaemonFixture) => Promise<void>,
+  config = "",
+): Promise<void> {
   const store = makeBuildStore();
+  store.env.KILN_CONFIG += config;
   const socket = join(store.root, "daemon.sock");
   const child = store.spawn(["daemon", "--socket", socket]);
   let log = "";
@@ -52,6 +58,7 @@ export async function withDaemon(fn: (daemon: DaemonFixture) => Promise<void>): 
     await fn({
       store,
       socket,
+      env,
       nix,
       async nixOk(cmd, args, stdin) {
         const r = await nix(cmd, args, stdin);

@@ -1,10 +1,15 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
 import { nixAvailable } from "../_nix.ts";
+import { makeFifo, openFifo, readUntil } from "../_process.ts";
 import { type DaemonFixture, withDaemon } from "./_daemon.ts";
 
-function daemonTest(name: string, fn: (daemon: DaemonFixture) => Promise<void>): void {
-  Deno.test({ name, ignore: !nixAvailable, fn: () => withDaemon(fn) });
+function daemonTest(
+  name: string,
+  fn: (daemon: DaemonFixture) => Promise<void>,
+  config?: string,
+): void {
+  Deno.test({ name, ignore: !nixAvailable, fn: () => withDaemon(fn, config) });
 }
 
 /** Two derivations, b copying a's output: their builders echo a line each (shell builtins only). */
@@ -82,3 +87,41 @@ daemonTest("kiln daemon: a failing build's log and error reach nix-build", async
   assertStringIncludes(r.stderr, "> failing-now\n");
   assert(!r.stderr.includes("build of"), r.stderr);
 });
+
+daemonTest("kiln daemon: a client killed during its build cancels the build", async (d) => {
+  const dir = join(d.store.root, "host");
+  Deno.mkdirSync(dir);
+  // The builder and its child hold \`alive\` open for writing: its EOF says both are gone.
+  const alive = join(dir, "alive");
+  makeFifo(alive);
+  const expr = join(d.store.root, "slow.nix");
+  Deno.writeTextFileSync(
+    expr,
+    `derivation { name = "slow"; system = builtins.currentSystem; builder = "/bin/sh";
+      args = [ "-c" "exec 3>${alive}; /bin/sleep 3600 & echo started; wait" ]; }`,
+  );
+  const drv = (await d.nixOk("nix-instantiate", [expr])).trim();
+  const client = new Deno.Command("nix-store", {
+    args: ["--realise", drv],
+    env: d.env,
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  const builder = (await openFifo(alive, "read", client.status)).readable.getReader();
+  const stderr = client.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  assertStringIncludes(await readUntil(stderr, "started\n"), "started\n");
+  client.kill("SIGKILL");
+  await client.status;
+  await stderr.cancel();
+  // EOF once every process holding the pipe has exited (the sleep would hold it an hour).
+  const limit = AbortSignal.timeout(30_000);
+  const outlived = new Promise((resolve) => limit.onabort = resolve);
+  const end = await Promise.race([builder.read(), outlived]);
+  assertEquals(end, { value: undefined, done: true }, "the builder is gone");
+  // The daemon goes on serving, and the derivation was not registered as built.
+  const outPath = (await d.nixOk("nix-store", ["-q", "--outputs", drv])).trim();
+  assertEquals(
+    (await d.nixOk("nix-store", ["--check-validity", "--print-invalid", outPath])).trim(),
+    outPath,
+  );
+}, "sandbox = false\n");

@@ -19,6 +19,17 @@ const TWO = `let
 in derivation { name = "b"; system = builtins.currentSystem; builder = "/bin/sh";
   args = [ "-c" "echo building-b; read line < \${a}; echo \\"$line \${a}\\" > $out" ]; }`;
 
+/** nix-instantiate of a derivation named `name` running `sh -c script`; returns its `.drv`. */
+async function instantiate(d: DaemonFixture, name: string, script: string): Promise<string> {
+  const expr = join(d.store.root, `${name}.nix`);
+  Deno.writeTextFileSync(
+    expr,
+    `derivation { name = "${name}"; system = builtins.currentSystem; builder = "/bin/sh";
+      args = [ "-c" "${script}" ]; }`,
+  );
+  return (await d.nixOk("nix-instantiate", [expr])).trim();
+}
+
 daemonTest("kiln daemon: nix-store --add, queries and --dump through the socket", async (d) => {
   const file = join(d.store.root, "hello.txt");
   Deno.writeTextFileSync(file, "hello\n");
@@ -71,13 +82,7 @@ daemonTest(
 );
 
 daemonTest("kiln daemon: a failing build's log and error reach nix-build", async (d) => {
-  const expr = join(d.store.root, "bad.nix");
-  Deno.writeTextFileSync(
-    expr,
-    `derivation { name = "bad"; system = builtins.currentSystem; builder = "/bin/sh";
-      args = [ "-c" "echo failing-now; exit 3" ]; }`,
-  );
-  const drv = (await d.nixOk("nix-instantiate", [expr])).trim();
+  const drv = await instantiate(d, "bad", "echo failing-now; exit 3");
   const r = await d.nix("nix-build", ["--no-out-link", drv]);
   // As with Nix 2.8's own daemon: the error crosses the socket without its status, so 1, and
   // the one failed build's error is the operation's.
@@ -91,16 +96,10 @@ daemonTest("kiln daemon: a failing build's log and error reach nix-build", async
 daemonTest("kiln daemon: a client killed during its build cancels the build", async (d) => {
   const dir = join(d.store.root, "host");
   Deno.mkdirSync(dir);
-  // The builder and its child hold \`alive\` open for writing: its EOF says both are gone.
+  // The builder and its child hold `alive` open for writing: its EOF says both are gone.
   const alive = join(dir, "alive");
   makeFifo(alive);
-  const expr = join(d.store.root, "slow.nix");
-  Deno.writeTextFileSync(
-    expr,
-    `derivation { name = "slow"; system = builtins.currentSystem; builder = "/bin/sh";
-      args = [ "-c" "exec 3>${alive}; /bin/sleep 3600 & echo started; wait" ]; }`,
-  );
-  const drv = (await d.nixOk("nix-instantiate", [expr])).trim();
+  const drv = await instantiate(d, "slow", `exec 3>${alive}; /bin/sleep 3600 & echo started; wait`);
   const client = new Deno.Command("nix-store", {
     args: ["--realise", drv],
     env: d.env,

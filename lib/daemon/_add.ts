@@ -5,10 +5,13 @@ import { decodeNixString, type HashAlgorithm } from "../hashing/mod.ts";
 import { readDerivation } from "../scheduler/mod.ts";
 import { type PathInfo, removeTree, restoreNar } from "../store/mod.ts";
 import {
+  parseAt,
+  parseContentAddressMethod,
   printContentAddress,
   protocolMinor,
-  readStorePaths,
-  readValidPathInfo,
+  readAddTextToStoreRequest,
+  readAddToStoreNarRequest,
+  readAddToStoreRequest,
   WorkerOp,
   writeValidPathInfo,
 } from "../protocol/mod.ts";
@@ -35,24 +38,12 @@ async function collect(data: AsyncIterable<Uint8Array>): Promise<Uint8Array> {
 }
 
 const addTextToStore: OpHandler = async (session) => {
-  const { name, contents, references } = await session.incoming.read((r) => ({
-    name: r.readString("name"),
-    contents: r.readBytes("contents").slice(),
-    references: readStorePaths(r, session.wire),
-  }));
-  const path = await addText(session, name, contents, references);
+  const { name, text, references } = await session.incoming.read((r) =>
+    readAddTextToStoreRequest(r, session.wire)
+  );
+  const path = await addText(session, name, text, references);
   session.finish((w) => w.writeString(path));
 };
-
-/** `text:sha256`, `fixed:r:ALGO`, `fixed:ALGO`: a content-address method as 1.25 sends it. */
-function parseMethod(text: string): { method: "text" | "nar" | "flat"; algorithm: HashAlgorithm } {
-  const m = /^(text|fixed:r|fixed):(md5|sha1|sha256|sha512)$/.exec(text);
-  if (m === null || (m[1] === "text" && m[2] !== "sha256")) {
-    throw new TypeError(`Content-address method '${text}' is not supported`);
-  }
-  const method = m[1] === "text" ? "text" : m[1] === "fixed:r" ? "nar" : "flat";
-  return { method, algorithm: m[2] as HashAlgorithm };
-}
 
 /** Adds a NAR (method `nar`) or a file's contents (`flat`) as a content-addressed path. */
 async function addFixed(
@@ -72,19 +63,15 @@ async function addFixed(
 }
 
 const addToStore: OpHandler = async (session) => {
-  if (protocolMinor(session.wire.version) < 25) {
-    throw new SessionError("AddToStore before protocol 1.25 is not supported by kiln's daemon");
-  }
-  const request = await session.incoming.read((r) => ({
-    name: r.readString("name"),
-    method: r.readString("content-address method"),
-    references: readStorePaths(r, session.wire),
-    repair: r.readBool("repair flag"),
-  }));
+  // A bad method makes the request malformed: the connection is closed, its data left unread.
+  const { request, method, algorithm } = await session.incoming.read((r) => {
+    const start = r.offset;
+    const request = readAddToStoreRequest(r, session.wire);
+    return { request, ...parseAt(start, () => parseContentAddressMethod(request.method)) };
+  });
   const data = session.incoming.framed();
   let path: string;
   try {
-    const { method, algorithm } = parseMethod(request.method);
     if (method === "text") {
       path = await addText(session, request.name, await collect(data), request.references);
     } else {
@@ -105,12 +92,9 @@ const addToStoreNar: OpHandler = async (session) => {
   if (protocolMinor(session.wire.version) < 23) {
     throw new SessionError("AddToStoreNar before protocol 1.23 is not supported by kiln's daemon");
   }
-  const wire = await session.incoming.read((r) => {
-    const info = readValidPathInfo(r, session.wire);
-    r.readBool("repair flag");
-    r.readBool("dontCheckSigs flag");
-    return info;
-  });
+  const { info: wire } = await session.incoming.read((r) =>
+    readAddToStoreNarRequest(r, session.wire)
+  );
   const info: PathInfo = {
     path: wire.path,
     narHash: wire.narHash,

@@ -26,7 +26,7 @@ import {
   type Realisation,
   WorkerOp,
   writeKeyedBuildResult,
-  writeStringSet,
+  writeMissingReply,
 } from "../protocol/mod.ts";
 import type { Outgoing } from "./_channel.ts";
 import type { OpHandler, Session } from "./_session.ts";
@@ -246,12 +246,7 @@ const queryMissingOp: OpHandler = async (session) => {
     else if (path.type === "built") targets.push({ drvPath: path.drvPath });
   }
   const missing = queryMissing(planBuild(store, targets));
-  session.finish((w) => {
-    writeStringSet(w, missing.willBuild);
-    writeStringSet(w, missing.willSubstitute);
-    writeStringSet(w, unknown);
-    w.writeInt(missing.downloadSize).writeInt(missing.narSize);
-  });
+  session.finish((w) => writeMissingReply(w, { ...missing, unknown }));
 };
 
 export const BUILD_HANDLERS: ReadonlyMap<number, OpHandler> = new Map([

@@ -7,9 +7,10 @@ import {
   readClientSettings,
   readStorePath,
   readStorePaths,
-  sortedEntries,
   type UnkeyedValidPathInfo,
+  type WireWriter,
   WorkerOp,
+  writeDerivationOutputMap,
   writeStringSet,
   writeUnkeyedValidPathInfo,
 } from "../protocol/mod.ts";
@@ -66,12 +67,21 @@ const queryPathInfo: OpHandler = async (session) => {
   });
 };
 
-const queryReferrers: OpHandler = async (session) => {
-  const path = await readPath(session);
-  requireValid(session, path);
+/** An operation on one path that must be valid, whose reply `answer` makes. */
+function onValidPath(
+  answer: (session: Session, path: string) => (writer: WireWriter) => void,
+): OpHandler {
+  return async (session) => {
+    const path = await readPath(session);
+    requireValid(session, path);
+    session.finish(answer(session, path));
+  };
+}
+
+const queryReferrers = onValidPath((session, path) => {
   const referrers = session.store.queryReferrers(path);
-  session.finish((w) => writeStringSet(w, referrers));
-};
+  return (w) => writeStringSet(w, referrers);
+});
 
 const queryPathFromHashPart: OpHandler = async (session) => {
   const hashPart = await session.incoming.read((r) => r.readString("hash part"));
@@ -79,14 +89,10 @@ const queryPathFromHashPart: OpHandler = async (session) => {
   session.finish((w) => w.writeString(path ?? ""));
 };
 
-const queryDerivationOutputMap: OpHandler = async (session) => {
-  const path = await readPath(session);
-  requireValid(session, path);
-  const outputs = sortedEntries(session.store.queryDerivationOutputs(path));
-  session.finish((w) =>
-    w.writeList(outputs, (w, [name, out]) => w.writeString(name).writeString(out))
-  );
-};
+const queryDerivationOutputMap = onValidPath((session, path) => {
+  const outputs = session.store.queryDerivationOutputs(path);
+  return (w) => writeDerivationOutputMap(w, outputs);
+});
 
 /** The NAR follows LAST as it is, neither framed nor padded (`dumpPath(path, to)`). */
 const narFromPath: OpHandler = async (session) => {
@@ -107,11 +113,7 @@ const addTempRoot: OpHandler = async (session) => {
 };
 
 /** Valid paths only: the daemon does not substitute yet. */
-const ensurePath: OpHandler = async (session) => {
-  const path = await readPath(session);
-  requireValid(session, path);
-  session.finish((w) => w.writeInt(1));
-};
+const ensurePath = onValidPath(() => (w) => w.writeInt(1));
 
 const setOptions: OpHandler = async (session) => {
   session.settings = await session.incoming.read((r) =>

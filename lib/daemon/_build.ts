@@ -133,7 +133,7 @@ async function build(
     }
   }
   if (targets.length === 0) return { results: new Map() };
-  const base = options.realise;
+  const base = session.realise ?? options.realise(new Map());
   const verbosity = settings?.verbosity ?? LEVELS.info;
   const built: Built = { results: new Map() };
   await using run = realise(store, targets, {

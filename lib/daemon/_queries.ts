@@ -115,10 +115,11 @@ const addTempRoot: OpHandler = async (session) => {
 /** Valid paths only: the daemon does not substitute yet. */
 const ensurePath = onValidPath(() => (w) => w.writeInt(1));
 
+/** Every client is trusted in this slice: each setting kiln knows is applied to its builds. */
 const setOptions: OpHandler = async (session) => {
-  session.settings = await session.incoming.read((r) =>
-    readClientSettings(r, session.wire.version)
-  );
+  const settings = await session.incoming.read((r) => readClientSettings(r, session.wire.version));
+  session.realise = session.options.realise(settings.overrides);
+  session.settings = settings;
   session.finish();
 };
 

@@ -28,11 +28,20 @@ import { Incoming, Outgoing } from "./_channel.ts";
 /** The oldest client kiln serves: 1.21 (Nix 2.0). */
 export const DAEMON_MIN_VERSION = (1 << 8) | 21;
 
+/** What a build run of a client takes from the daemon: all but what each request says. */
+export type RealiseBase = Omit<
+  RealiseOptions,
+  "onEvent" | "signal" | "check" | "repair" | "estimate"
+>;
+
 /** What every connection of a daemon shares. */
 export interface DaemonOptions {
   store: LocalStore;
-  /** How builds run, before a client's SetOptions adjusts them. */
-  realise: Omit<RealiseOptions, "onEvent" | "signal" | "check" | "repair" | "estimate">;
+  /**
+   * How a client's builds run, given the settings it overrides (SetOptions' map; empty before
+   * SetOptions); throws a TypeError naming a bad value. SetOptions' own fields apply on top.
+   */
+  realise(overrides: ReadonlyMap<string, string>): RealiseBase;
   /** The version string a client is told (>= 1.33). */
   daemonVersion: string;
   /** Aborting it cancels the connection's builds (daemon shutdown). */
@@ -48,6 +57,8 @@ export interface Session {
   readonly wire: WireContext;
   /** The client's settings, once it has sent SetOptions. */
   settings?: ClientSettings;
+  /** How its builds run, with the settings it overrides, once it has sent SetOptions. */
+  realise?: RealiseBase;
   /** Ends the operation's stderr messages with LAST, then sends its reply, if it has one. */
   finish(reply?: (writer: WireWriter) => void): void;
 }

@@ -12,6 +12,7 @@ export {
   type Connection,
   DAEMON_MIN_VERSION,
   type DaemonOptions,
+  type RealiseBase,
   SessionError,
 } from "./_session.ts";
 

@@ -93,6 +93,16 @@ daemonTest("kiln daemon: a failing build's log and error reach nix-build", async
   assert(!r.stderr.includes("build of"), r.stderr);
 });
 
+daemonTest("kiln daemon: settings the client overrides apply to its builds", async (d) => {
+  const drv = await instantiate(d, "sleepy", "echo sleeping; exec /bin/sleep 60");
+  const r = await d.nix("nix-store", ["--realise", "--option", "timeout", "1", drv]);
+  assertEquals(r.code, 1, r.stderr);
+  assertStringIncludes(
+    r.stderr,
+    `error: building of '${drv}!*' from .drv file timed out after 1 seconds`,
+  );
+});
+
 daemonTest("kiln daemon: a client killed during its build cancels the build", async (d) => {
   const dir = join(d.store.root, "host");
   Deno.mkdirSync(dir);

@@ -7,7 +7,7 @@ import { buildLogDir } from "../../scheduler/mod.ts";
 import { LocalStore } from "../../store/mod.ts";
 import { parseCommandArgs, UsageError } from "../args.ts";
 import { type Command, printStderr } from "../command.ts";
-import type { Config } from "../config.ts";
+import { type Config, SETTINGS, Settings } from "../config.ts";
 import { buildSettings, maxJobs } from "./build.ts";
 
 const USAGE = `Usage:
@@ -28,6 +28,7 @@ const OPTIONS = {
 } as const;
 
 const VERSION = "2.8.0 (kiln 0.1.0)";
+const KNOWN = new Set(SETTINGS.map((s) => s.name));
 
 export const daemonCommand: Command = {
   usage: USAGE,
@@ -45,6 +46,7 @@ export const daemonCommand: Command = {
     const store = LocalStore.open(config);
     const stop = new AbortController();
     const options = daemonOptions(store, config, stop.signal);
+    options.realise(new Map()); // a bad setting of the daemon's own is an error at its start
     try {
       if (values.stdio) {
         await serveConnection(
@@ -85,21 +87,26 @@ function applyStoreUri(config: Config, uri: string): void {
 }
 
 function daemonOptions(store: LocalStore, config: Config, signal: AbortSignal): DaemonOptions {
-  const { settings } = config;
   return {
     store,
     daemonVersion: VERSION,
     signal,
-    realise: {
-      storeRoot: config.storeRoot,
-      logDir: buildLogDir(config.stateDir),
-      tmpDir: Deno.env.get("TMPDIR") || "/tmp",
-      impureEnv: Deno.env.toObject(),
-      settings: buildSettings(settings, 1),
-      sandboxFallback: settings.getBool("sandbox-fallback"),
-      sandboxBackend: parseSandboxBackend(settings.get("sandbox-backend")),
-      maxJobs: maxJobs(settings),
-      keepGoing: settings.getBool("keep-going"),
+    realise(overrides) {
+      const settings = new Settings();
+      for (const { name } of SETTINGS) settings.set(name, config.settings.get(name));
+      // Settings kiln does not know (Nix's own) are left out, as they mean nothing here.
+      for (const [name, value] of overrides) if (KNOWN.has(name)) settings.set(name, value);
+      return {
+        storeRoot: config.storeRoot,
+        logDir: buildLogDir(config.stateDir),
+        tmpDir: Deno.env.get("TMPDIR") || "/tmp",
+        impureEnv: Deno.env.toObject(),
+        settings: buildSettings(settings, 1),
+        sandboxFallback: settings.getBool("sandbox-fallback"),
+        sandboxBackend: parseSandboxBackend(settings.get("sandbox-backend")),
+        maxJobs: maxJobs(settings),
+        keepGoing: settings.getBool("keep-going"),
+      };
     },
   };
 }

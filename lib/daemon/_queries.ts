@@ -106,6 +106,23 @@ const narFromPath: OpHandler = async (session) => {
   }
 };
 
+const queryValidDerivers: OpHandler = async (session) => {
+  const path = await readPath(session);
+  const derivers = session.store.queryValidDerivers(path);
+  session.finish((w) => writeStringSet(w, derivers));
+};
+
+/** The daemon substitutes nothing yet (as QueryMissing says): no path has a substitute. */
+const hasSubstitutes: OpHandler = async (session) => {
+  await readPath(session);
+  session.finish((w) => w.writeBool(false));
+};
+
+const querySubstitutablePaths: OpHandler = async (session) => {
+  await session.incoming.read((r) => readStorePaths(r, session.wire));
+  session.finish((w) => writeStringSet(w, []));
+};
+
 /** Accepted and forgotten: kiln has no garbage collector yet, so no path needs protecting. */
 const addTempRoot: OpHandler = async (session) => {
   await readPath(session);
@@ -130,6 +147,9 @@ export const QUERY_HANDLERS: ReadonlyMap<number, OpHandler> = new Map([
   [WorkerOp.QueryReferrers, queryReferrers],
   [WorkerOp.QueryPathFromHashPart, queryPathFromHashPart],
   [WorkerOp.QueryDerivationOutputMap, queryDerivationOutputMap],
+  [WorkerOp.QueryValidDerivers, queryValidDerivers],
+  [WorkerOp.HasSubstitutes, hasSubstitutes],
+  [WorkerOp.QuerySubstitutablePaths, querySubstitutablePaths],
   [WorkerOp.NarFromPath, narFromPath],
   [WorkerOp.AddTempRoot, addTempRoot],
   [WorkerOp.EnsurePath, ensurePath],

@@ -134,6 +134,16 @@ for (const minor of [21, 34]) {
       });
       assertEquals(info?.narSize, 120);
       assertEquals(info?.references, []);
+      // Nothing is substitutable through the daemon, and a text file has no deriver.
+      await client.send((w) => w.writeInt(WorkerOp.HasSubstitutes).writeString(path));
+      assertEquals(await client.messages(), [{ type: "last" }]);
+      assertEquals(await client.read((r) => r.readBool()), false);
+      await client.send((w) => w.writeInt(WorkerOp.QuerySubstitutablePaths).writeStrings([path]));
+      assertEquals(await client.messages(), [{ type: "last" }]);
+      assertEquals(await client.read((r) => r.readStrings()), []);
+      await client.send((w) => w.writeInt(WorkerOp.QueryValidDerivers).writeString(path));
+      assertEquals(await client.messages(), [{ type: "last" }]);
+      assertEquals(await client.read((r) => r.readStrings()), []);
       const ended = await client.end();
       assertEquals(ended.code, 0, ended.stderr);
     }));

@@ -75,6 +75,7 @@ daemonTest(
     assertEquals(Deno.readTextFileSync(outB), `a-contents ${outA}\n`);
     assertEquals((await d.nixOk("nix-store", ["-q", "--references", outB])).trim(), outA);
     assertEquals((await d.nixOk("nix-store", ["-q", "--referrers", outA])).trim(), outB);
+    assertEquals((await d.nixOk("nix-store", ["-q", "--deriver", outB])).trim(), drvB);
     // nix build asks BuildPathsWithResults, and reads the outputs from the results.
     const built = JSON.parse(await d.nixOk("nix", ["build", "--no-link", "--json", "-f", expr]));
     assertEquals(built, [{ drvPath: drvB, outputs: { out: outB } }]);

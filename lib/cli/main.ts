@@ -59,6 +59,11 @@ export const COMMANDS: readonly CommandEntry[] = [
     summary: "serve the store as a binary cache over HTTP",
     load: () => import("./commands/serve.ts").then((m) => m.serveCommand),
   },
+  {
+    name: "daemon",
+    summary: "serve Nix's worker protocol, so that Nix's own tools use the kiln store",
+    load: () => import("./commands/daemon.ts").then((m) => m.daemonCommand),
+  },
 ];
 
 const TOP_USAGE = `Usage: kiln COMMAND [OPTIONS] [ARGS...]

@@ -7,7 +7,7 @@
  * that follow Nix's builds read (nix-output-monitor).
  */
 
-import type { MessageEvent, RunEvent, RunListener } from "../scheduler/mod.ts";
+import { messageText, type RunEvent, type RunListener } from "../scheduler/mod.ts";
 import { printStderr } from "./command.ts";
 import { unreachable } from "../sys/mod.ts";
 
@@ -38,13 +38,6 @@ export function plainLines(options: { printLogs: boolean }): RunListener {
         return unreachable(event);
     }
   };
-}
-
-const PREFIX = { error: "error: ", warn: "warning: ", info: "" } as const;
-
-/** A message as Nix prints it: `error: ...`, `warning: ...`, or as it is. */
-export function messageText(event: MessageEvent): string {
-  return `${PREFIX[event.level]}${event.text}`;
 }
 
 /** Nix's `ActivityType` and `ResultType` numbers, and its verbosity levels. */
@@ -97,7 +90,7 @@ export function internalJson(): RunListener {
         }
         // Nix prints a plan line by line.
         for (const text of event.text.split("\n")) {
-          line({ action: "msg", level, msg: `${PREFIX[event.level]}${text}` });
+          line({ action: "msg", level, msg: messageText({ ...event, text }) });
         }
         return;
       }

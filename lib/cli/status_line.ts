@@ -6,9 +6,8 @@
  * the time left where the run has an estimate.
  */
 
-import type { RunEvent, RunListener } from "../scheduler/mod.ts";
+import { messageText, type RunEvent, type RunListener } from "../scheduler/mod.ts";
 import { unreachable } from "../sys/mod.ts";
-import { messageText } from "./render.ts";
 
 /** Where the status line draws, and its clock. */
 export interface StatusLineOptions {

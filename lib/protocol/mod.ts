@@ -14,3 +14,4 @@ export * from "./build_result.ts";
 export * from "./basic_derivation.ts";
 export * from "./serve_options.ts";
 export * from "./client_settings.ts";
+export * from "./worker_requests.ts";

@@ -97,3 +97,10 @@ export type RunEvent =
 
 /** Receives a run's events; it must not throw (an exception stops the run and rejects it). */
 export type RunListener = (event: RunEvent) => void;
+
+const PREFIX = { error: "error: ", warn: "warning: ", info: "" } as const;
+
+/** A message as Nix prints it: `error: ...`, `warning: ...`, or as it is. */
+export function messageText(event: MessageEvent): string {
+  return `${PREFIX[event.level]}${event.text}`;
+}

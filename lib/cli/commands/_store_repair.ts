@@ -10,7 +10,7 @@ import type { LocalStore } from "../../store/mod.ts";
 import type { Config } from "../config.ts";
 import { openDisplay } from "../display.ts";
 import { openSubstituter, type SubstituterHandle } from "../substituters.ts";
-import { buildSettings, maxJobs } from "./build.ts";
+import { buildSettings, maxJobs } from "../build_settings.ts";
 
 /** Repairs paths of `store`, opening the substituters once; dispose of it when done. */
 export function makeRepairer(store: LocalStore, config: Config) {

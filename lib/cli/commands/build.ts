@@ -6,7 +6,6 @@ import { parseSandboxBackend } from "../../sandbox/mod.ts";
 import {
   buildLogDir,
   type BuildResult,
-  type BuildSettings,
   type BuildTarget,
   exitCodeOf,
   nixStatusOf,
@@ -16,7 +15,7 @@ import {
 import { LocalStore } from "../../store/mod.ts";
 import { parseCommandArgs, UsageError } from "../args.ts";
 import { type Command, printJson, printLines, printStderr } from "../command.ts";
-import type { Settings } from "../config.ts";
+import { buildSettings, maxJobs } from "../build_settings.ts";
 import { openDisplay } from "../display.ts";
 import { addDerivations } from "../_derivation_input.ts";
 import { importDerivationFiles } from "../_derivation_files.ts";
@@ -234,33 +233,6 @@ function positiveInt(what: string, text: string): number {
     throw new UsageError(`${what} needs a positive whole number, not '${text}'`);
   }
   return Number(text);
-}
-
-export function maxJobs(settings: Settings): number {
-  return settings.get("max-jobs") === "auto"
-    ? navigator.hardwareConcurrency
-    : settings.getInt("max-jobs");
-}
-
-/** The build settings as asked for (the run probes the sandbox when it needs it); also repair's. */
-export function buildSettings(settings: Settings, rounds: number): BuildSettings {
-  const mode = settings.get("sandbox");
-  if (mode !== "true" && mode !== "false" && mode !== "relaxed") {
-    throw new TypeError(`Setting 'sandbox' has value '${mode}', expected true, false or relaxed`);
-  }
-  const cores = settings.getInt("cores");
-  return {
-    cores: cores === 0 ? navigator.hardwareConcurrency : cores,
-    timeout: settings.getInt("timeout"),
-    maxSilentTime: settings.getInt("max-silent-time"),
-    logLines: settings.getInt("log-lines"),
-    maxLogSize: settings.getInt("max-build-log-size"),
-    sandbox: mode === "true" ? "on" : mode === "false" ? "off" : mode,
-    sandboxPaths: settings.getList("sandbox-paths"),
-    sandboxBuildDir: settings.get("sandbox-build-dir"),
-    keepFailed: settings.getBool("keep-failed"),
-    rounds,
-  };
 }
 
 function jsonResult(result: BuildResult): Record<string, unknown> {

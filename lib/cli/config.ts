@@ -50,6 +50,12 @@ export const SETTINGS: readonly SettingSpec[] = [
     description: "seconds a cache's narinfo is remembered",
   },
   { name: "compression", default: "zstd", description: "NAR compression kiln writes to caches" },
+  { name: "keep-outputs", default: "false", description: "gc keeps outputs of live derivations" },
+  {
+    name: "keep-derivations",
+    default: "true",
+    description: "gc keeps derivations of live outputs",
+  },
 ];
 
 const SPECS = new Map(SETTINGS.map((s) => [s.name, s]));

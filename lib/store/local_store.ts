@@ -58,6 +58,8 @@ const NIX_STATE_DIR = "/nix/var/nix";
  */
 export class LocalStore implements Store {
   readonly storeDir: string;
+  /** Database, locks, roots: the state dir, absolute. */
+  readonly stateDir: string;
   readonly #storeRoot: string;
   readonly #physicalStoreDir: string;
   readonly #lockDir: string;
@@ -68,7 +70,8 @@ export class LocalStore implements Store {
     this.storeDir = location.storeDir;
     this.#storeRoot = location.storeRoot;
     this.#physicalStoreDir = this.physicalPath(location.storeDir);
-    this.#lockDir = join(resolve(location.stateDir), "locks");
+    this.stateDir = resolve(location.stateDir);
+    this.#lockDir = join(this.stateDir, "locks");
     this.#db = db;
   }
 
@@ -148,6 +151,16 @@ export class LocalStore implements Store {
   /** Records build durations (ms) by derivation name, for estimates of later runs. */
   recordBuildTimes(times: ReadonlyMap<string, number>): void {
     this.#db.recordBuildTimes(times);
+  }
+
+  /** Every valid path, sorted. */
+  queryAllValidPaths(): string[] {
+    return this.#db.queryAllValidPaths();
+  }
+
+  /** Invalidates `paths` in one transaction, referrers first; their files stay (see gc.ts). */
+  invalidatePaths(paths: readonly string[]): void {
+    this.#db.invalidatePaths(paths);
   }
 
   /** `paths` and everything they reference, sorted; throws naming a path that is not valid. */

@@ -12,3 +12,5 @@ export * from "./store.ts";
 export * from "./queries.ts";
 export * from "./export.ts";
 export * from "./why_depends.ts";
+export * from "./roots.ts";
+export * from "./gc.ts";

@@ -1,4 +1,4 @@
-/** `kiln store add|path-info|sign|query|export|import`: add, show, sign, query, move paths. */
+/** `kiln store add|path-info|sign|query|export|import|gc|...`: add, show, query, move, collect. */
 
 import { parseHashAlgorithm, parseStorePath } from "../../hashing/mod.ts";
 import { LocalStore, type PathInfo } from "../../store/mod.ts";
@@ -7,6 +7,7 @@ import { type Command, printJson, printLines } from "../command.ts";
 import { exportCommand, importCommand, STORE_EXPORT_USAGE } from "./store_export.ts";
 import { queryPaths, STORE_QUERY_USAGE } from "./store_query.ts";
 import { signPaths, STORE_SIGN_USAGE } from "./store_sign.ts";
+import { addRootCommand, deleteCommand, gcCommand, STORE_GC_USAGE } from "./store_gc.ts";
 
 const USAGE = `Usage:
   kiln store add [--name NAME] PATH...
@@ -23,6 +24,7 @@ const USAGE = `Usage:
 ${STORE_SIGN_USAGE}
 ${STORE_QUERY_USAGE}
 ${STORE_EXPORT_USAGE}
+${STORE_GC_USAGE}
 
 PATH for path-info is a store path itself (<store dir>/<hash>-<name>), not a file inside one
 nor a symlink to one. ALGO is md5, sha1, sha256 or sha512. NAME defaults to PATH's base name.`;
@@ -37,6 +39,9 @@ export const storeCommand: Command = {
       query: queryPaths,
       export: exportCommand,
       import: importCommand,
+      gc: gcCommand,
+      delete: deleteCommand,
+      "add-root": addRootCommand,
     }),
 };
 

@@ -20,7 +20,6 @@
  * directory and are moved into place afterwards.
  */
 
-import { basename } from "node:path";
 import { sandboxPathsOf } from "../sandbox/mod.ts";
 import { pathExists, removeTree } from "../store/mod.ts";
 import { buildLogPath } from "./build_log.ts";

@@ -106,29 +106,29 @@ export async function collectGarbage(
 }
 
 /**
- * Deletes `paths` (valid store paths) and nothing else. Unless `ignoreLiveness`, a live one is
- * refused with Nix's message before anything is deleted. Throws when a path outside `paths`
- * still refers to one of them.
+ * Deletes `paths` (valid store paths) and nothing else. As Nix, a path that is live (unless
+ * `ignoreLiveness`) or that a path outside `paths` refers to is refused with Nix's message, and
+ * then nothing is deleted.
  */
 export function deletePaths(
   store: LocalStore,
   paths: readonly string[],
   options: LivenessOptions & { ignoreLiveness?: boolean; onDelete?: (path: string) => void } = {},
 ): GcResult {
-  for (const path of paths) {
+  const set = new Set(paths);
+  for (const path of set) {
     if (!store.isValidPath(path)) throw new RangeError(`Path '${path}' is not valid`);
   }
-  if (!options.ignoreLiveness) {
-    const live = new Set(findLivePaths(store, options));
-    const alive = paths.find((p) => live.has(p));
-    if (alive !== undefined) {
+  const live = new Set(options.ignoreLiveness ? [] : findLivePaths(store, options));
+  for (const path of set) {
+    if (live.has(path) || store.queryReferrers(path).some((r) => !set.has(r))) {
       throw new GcRefusedError(
-        `Cannot delete path '${alive}' since it is still alive. ` +
+        `Cannot delete path '${path}' since it is still alive. ` +
           "To find out why, use: nix-store --query --roots",
       );
     }
   }
-  return deleteInOrder(store, [...new Set(paths)], options);
+  return deleteInOrder(store, [...set], options);
 }
 
 /** Refusal to delete a live path. */

@@ -59,3 +59,64 @@ Deno.test({
       );
     }),
 });
+
+Deno.test({
+  name: "kiln store gc and delete remove what nix-store --gc and --delete remove",
+  ignore: closureIgnored,
+  fn: () =>
+    withClosure(async (nix, kiln, c) => {
+      const dev = c.multi.find((p) => p.endsWith("-multi-dev"))!;
+      const doc = c.multi.find((p) => p.endsWith("-multi-doc"))!;
+      for (const state of [nix.env.NIX_STATE_DIR, kiln.env.KILN_STATE_DIR]) {
+        Deno.mkdirSync(join(state, "gcroots"), { recursive: true });
+        Deno.symlinkSync(dev, join(state, "gcroots", "dev"));
+      }
+      const listings = () =>
+        [nix.storeDir, kiln.physical(nix.storeDir)].map((dir) =>
+          [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => !n.startsWith(".")).sort()
+        );
+      // A live path is refused with Nix's message, and nothing is deleted.
+      const [want, got] = await Promise.all([
+        nix.runRaw("nix-store", ["--delete", c.mid]),
+        kiln.run(["store", "delete", c.mid]),
+      ]);
+      assertEquals([got.code, lines(got.stderr).at(-1)], [want.code, lines(want.stderr).at(-1)]);
+      const before = listings();
+      assertEquals(before[1], before[0]);
+      // A dead path and what refers to it go; a path something else still refers to stays.
+      const [nixRefused, refused] = await Promise.all([
+        nix.runRaw("nix-store", ["--delete", c.leaf]),
+        kiln.run(["store", "delete", c.leaf]),
+      ]);
+      assertEquals(lines(refused.stderr).at(-1), lines(nixRefused.stderr).at(-1));
+      await nix.run("nix-store", ["--delete", c.top, c.topDrv]);
+      await kiln.ok(["store", "delete", c.top, c.topDrv]);
+      const [nixAfter, kilnAfter] = listings();
+      assertEquals(kilnAfter, nixAfter);
+      assertEquals(nixAfter.length, before[0].length - 2);
+      // A dead path goes; --ignore-liveness deletes a live path that nothing valid refers to.
+      assertEquals((await kiln.run(["store", "delete", doc])).code, 0);
+      await nix.run("nix-store", ["--delete", doc]);
+      await kiln.ok(["store", "delete", "--ignore-liveness", dev]);
+      await nix.run("nix-store", ["--delete", "--ignore-liveness", dev]);
+      assertEquals(listings()[1], listings()[0]);
+      // The collection itself: the same paths remain.
+      for (const state of [nix.env.NIX_STATE_DIR, kiln.env.KILN_STATE_DIR]) {
+        Deno.symlinkSync(c.self, join(state, "gcroots", "self"));
+      }
+      const [nixGc, kilnGc] = await Promise.all([
+        nix.run("nix-store", ["--gc"]),
+        kiln.ok(["store", "gc"]),
+      ]);
+      assertEquals(lines(kilnGc)[0].split(",")[0], lines(nixGc)[0].split(",")[0]);
+      const [nixLeft, kilnLeft] = listings();
+      assertEquals(kilnLeft, nixLeft);
+      assertEquals(kilnLeft.map((n) => n.slice(33)).sort(), [
+        "leaf",
+        "leaf.drv",
+        "self-ref",
+        "self-ref.drv",
+      ]);
+      assertEquals(await kiln.ok(["store", "gc", "--print-dead"]), "");
+    }),
+});

@@ -1,5 +1,7 @@
 import { join } from "node:path";
+import { hashPath, LocalStore } from "../../lib/store/mod.ts";
 import { assertEquals } from "../_assert.ts";
+import { KilnStore } from "../_kiln.ts";
 import { closureIgnored, lines, withClosure } from "./_closure.ts";
 
 Deno.test({
@@ -119,4 +121,79 @@ Deno.test({
       ]);
       assertEquals(await kiln.ok(["store", "gc", "--print-dead"]), "");
     }),
+});
+
+Deno.test("kiln store gc killed mid-way leaves a store whose valid paths are whole", async () => {
+  const kiln = new KilnStore();
+  try {
+    const sources = join(kiln.root, "src");
+    Deno.mkdirSync(sources);
+    const files = Array.from({ length: 800 }, (_, i) => join(sources, `f${i}-${"x".repeat(180)}`));
+    for (const [i, file] of files.entries()) Deno.writeTextFileSync(file, `${i}\n`);
+    const paths = lines(await kiln.ok(["store", "add", ...files]));
+    const roots = [paths[0], paths[400], paths[799]];
+    Deno.mkdirSync(join(kiln.env.KILN_STATE_DIR, "gcroots"), { recursive: true });
+    for (const [i, path] of roots.entries()) {
+      Deno.symlinkSync(path, join(kiln.env.KILN_STATE_DIR, "gcroots", `r${i}`));
+    }
+    // The collector announces each path on stderr before its files go; nobody reads that pipe,
+    // so it blocks once the pipe is full, hundreds of paths before the end, with the path it
+    // announces invalid and still on disk. It is killed when the first removal is seen.
+    const storeDir = kiln.physical("/nix/store");
+    using watcher = Deno.watchFs(storeDir, { recursive: false });
+    const collector = kiln.spawn(["store", "gc"]);
+    for await (const event of watcher) if (event.kind === "remove") break;
+    collector.kill("SIGKILL");
+    assertEquals((await collector.status).signal, "SIGKILL");
+    await Promise.all([collector.stdout.cancel(), collector.stderr.cancel()]);
+
+    const onDisk = () => [...Deno.readDirSync(storeDir)].map((e) => `/nix/store/${e.name}`).sort();
+    const store = LocalStore.open({
+      storeDir: "/nix/store",
+      storeRoot: kiln.env.KILN_STORE_ROOT,
+      stateDir: kiln.env.KILN_STATE_DIR,
+    });
+    try {
+      const valid = store.queryAllValidPaths();
+      for (const path of valid) {
+        const info = store.queryPathInfo(path)!;
+        const nar = hashPath(store.physicalPath(path));
+        assertEquals(nar.hash.toString("sri"), info.narHash.toString("sri"), path);
+      }
+      for (const root of roots) assertEquals(valid.includes(root), true);
+      const leftovers = onDisk().filter((p) => !valid.includes(p));
+      assertEquals(leftovers.length > 0 && valid.length > roots.length, true, "killed mid-way");
+    } finally {
+      store.close();
+    }
+    // The next collection removes the leftovers with the rest of the garbage.
+    await kiln.ok(["store", "gc"]);
+    assertEquals(onDisk(), [...roots].sort());
+    assertEquals(await kiln.ok(["store", "gc", "--print-dead"]), "");
+  } finally {
+    kiln.cleanup();
+  }
+});
+
+Deno.test("kiln store gc --max-freed stops once enough is freed; --dry-run deletes nothing", async () => {
+  const kiln = new KilnStore();
+  try {
+    const files = [1, 2, 3, 4].map((i) => join(kiln.root, `f${i}`));
+    for (const [i, file] of files.entries()) Deno.writeTextFileSync(file, `${i}\n`);
+    const paths = lines(await kiln.ok(["store", "add", ...files]));
+    const dead = await kiln.ok(["store", "gc", "--dry-run"]);
+    assertEquals(lines(dead), [...paths].sort());
+    assertEquals(await kiln.ok(["store", "gc", "--print-dead"]), dead);
+    const first = await kiln.run(["store", "gc", "--max-freed", "1"]);
+    assertEquals(first.stdout, "1 store paths deleted, 0.00 MiB freed\n");
+    assertEquals(lines(first.stderr).length, 1);
+    assertEquals(lines(await kiln.ok(["store", "gc", "--print-dead"])).length, 3);
+    const bad = await kiln.run(["store", "gc", "--max-freed", "lots"]);
+    assertEquals([bad.code, lines(bad.stderr)[0]], [
+      1,
+      "error: --max-freed 'lots' is not a byte count",
+    ]);
+  } finally {
+    kiln.cleanup();
+  }
 });

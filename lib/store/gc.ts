@@ -12,6 +12,7 @@ import { parseStorePathBaseName } from "../hashing/mod.ts";
 import { removeStaleTemps, removeTree } from "./_fs.ts";
 import type { LocalStore } from "./local_store.ts";
 import { findRoots } from "./roots.ts";
+import { lockGc, readTempRoots } from "./temp_roots.ts";
 
 /** What keeps paths alive besides the roots under the state dir. */
 export interface LivenessOptions {
@@ -40,11 +41,14 @@ export interface GcResult {
 /** Paths invalidated in one transaction before their files are removed. */
 const BATCH_SIZE = 64;
 
-/** The valid paths that the roots keep alive, sorted. */
+/**
+ * The valid paths that the roots keep alive, sorted: those under the state dir and the
+ * temporary roots of running processes (see temp_roots.ts).
+ */
 export function findLivePaths(store: LocalStore, options: LivenessOptions = {}): string[] {
   const keepDerivations = options.keepDerivations ?? true;
   const live = new Set<string>();
-  const queue = [...findRoots(store).keys()];
+  const queue = [...findRoots(store).keys(), ...readTempRoots(store.stateDir).keys()];
   const visit = (path: string) => {
     if (!live.has(path) && store.isValidPath(path)) queue.push(path);
   };
@@ -74,12 +78,15 @@ export function findDeadPaths(store: LocalStore, options: LivenessOptions = {}):
 
 /**
  * Deletes dead paths (up to `maxFreed` bytes), then files in the store dir that belong to no
- * valid path: leftovers of an earlier collection or a crashed process.
+ * valid path: leftovers of an earlier collection or a crashed process. Holds the GC lock
+ * throughout, so that no process adds a temporary root meanwhile.
  */
 export async function collectGarbage(
   store: LocalStore,
   options: CollectOptions = {},
 ): Promise<GcResult> {
+  using _gc = await lockGc(store.stateDir, true);
+  const tempRoots = readTempRoots(store.stateDir);
   const result = deleteInOrder(store, findDeadPaths(store, options), options);
   if (options.maxFreed !== undefined && result.bytesFreed >= options.maxFreed) return result;
   const storeDir = store.physicalPath(store.storeDir);
@@ -91,7 +98,7 @@ export async function collectGarbage(
       continue; // not a store path: kiln's temporaries and whatever else is not ours
     }
     const path = `${store.storeDir}/${entry}`;
-    if (store.isValidPath(path)) continue;
+    if (store.isValidPath(path) || tempRoots.has(path)) continue;
     // A process adding the path holds its lock between moving it into place and registering it.
     await store.withPathLock([path], () => {
       if (!store.isValidPath(path)) {
@@ -110,11 +117,12 @@ export async function collectGarbage(
  * `ignoreLiveness`) or that a path outside `paths` refers to is refused with Nix's message, and
  * then nothing is deleted.
  */
-export function deletePaths(
+export async function deletePaths(
   store: LocalStore,
   paths: readonly string[],
   options: LivenessOptions & { ignoreLiveness?: boolean; onDelete?: (path: string) => void } = {},
-): GcResult {
+): Promise<GcResult> {
+  using _gc = await lockGc(store.stateDir, true);
   const set = new Set(paths);
   for (const path of set) {
     if (!store.isValidPath(path)) throw new RangeError(`Path '${path}' is not valid`);

@@ -19,6 +19,7 @@ import { dumpPath, hashPath, ingestPath } from "./nar_fs.ts";
 import { lockPaths } from "./locks.ts";
 import { type DerivationOutputsMap, MetadataDb, type PathInfo } from "./metadata_db.ts";
 import type { AddTextOptions, Store } from "./store.ts";
+import { TempRoots } from "./temp_roots.ts";
 import { makeTempPath, pathExists, removeStaleTemps, removeTree } from "./_fs.ts";
 
 export type { PathInfo } from "./metadata_db.ts";
@@ -64,6 +65,7 @@ export class LocalStore implements Store {
   readonly #physicalStoreDir: string;
   readonly #lockDir: string;
   readonly #db: MetadataDb;
+  readonly #tempRoots: TempRoots;
   #tempsCleaned = false;
 
   private constructor(location: StoreLocation, db: MetadataDb) {
@@ -73,6 +75,7 @@ export class LocalStore implements Store {
     this.stateDir = resolve(location.stateDir);
     this.#lockDir = join(this.stateDir, "locks");
     this.#db = db;
+    this.#tempRoots = new TempRoots(this.stateDir);
   }
 
   /**
@@ -182,6 +185,7 @@ export class LocalStore implements Store {
     try {
       const ingested = ingestPath(src, temp, { method, algorithm, canonicalise: true });
       const path = makeFixedOutputPath(this.storeDir, { method, hash: ingested.hash, name });
+      await this.addTempRoots([path]);
       await this.#moveIntoPlace(temp, {
         path,
         narHash: ingested.narHash,
@@ -210,6 +214,7 @@ export class LocalStore implements Store {
   ): Promise<string> {
     const contentsHash = hashBytes("sha256", contents);
     const path = makeTextPath(this.storeDir, contentsHash, name, references);
+    await this.addTempRoots([path]);
     if (this.isValidPath(path)) return path;
     const temp = this.#makeTemp(name);
     try {
@@ -266,7 +271,16 @@ export class LocalStore implements Store {
     return await fn();
   }
 
+  /**
+   * Keeps `paths` from the garbage collector for as long as this store is open (temporary roots,
+   * see temp_roots.ts); waits while a collection runs. Root a path before adding or using it.
+   */
+  async addTempRoots(paths: Iterable<string>): Promise<void> {
+    await this.#tempRoots.add(paths);
+  }
+
   close(): void {
+    this.#tempRoots.close();
     this.#db.close();
   }
 

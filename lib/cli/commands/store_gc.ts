@@ -11,6 +11,7 @@ import {
   type GcResult,
   type LivenessOptions,
   LocalStore,
+  readTempRoots,
 } from "../../store/mod.ts";
 import { parseCommandArgs, UsageError } from "../args.ts";
 import type { Config } from "../config.ts";
@@ -20,7 +21,8 @@ export const STORE_GC_USAGE = `  kiln store gc [--max-freed BYTES] [--dry-run]
       delete the paths no root keeps alive (as 'nix-store --gc'), then files in the store dir
       of no valid path; --dry-run prints the dead paths and deletes nothing
   kiln store gc --print-roots | --print-live | --print-dead
-      print the roots ('LINK -> PATH'), or the live or dead paths, one per line
+      print the roots ('LINK -> PATH', {temp:PID} for a running process's), or the live
+      or dead paths, one per line
   kiln store delete [--ignore-liveness] PATH...
       delete PATHs (as 'nix-store --delete'), refusing a live one unless --ignore-liveness
   kiln store add-root LINK PATH
@@ -50,6 +52,9 @@ export async function gcCommand(args: string[]): Promise<number> {
       const lines = [...findRoots(store)].flatMap(([path, links]) =>
         links.map((link) => `${link} -> ${path}`)
       );
+      for (const [path, pids] of readTempRoots(store.stateDir)) {
+        lines.push(...pids.map((pid) => `{temp:${pid}} -> ${path}`));
+      }
       printLines(lines.sort());
     } else if (print[0] === "print-live") {
       printLines(findLivePaths(store, liveness));
@@ -64,7 +69,7 @@ export async function gcCommand(args: string[]): Promise<number> {
   }
 }
 
-export function deleteCommand(args: string[]): number {
+export async function deleteCommand(args: string[]): Promise<number> {
   const { values, positionals, config } = parseCommandArgs(args, {
     "ignore-liveness": { type: "boolean" },
   });
@@ -73,11 +78,13 @@ export function deleteCommand(args: string[]): number {
   const store = LocalStore.open(conf);
   try {
     for (const path of positionals) parseStorePath(store.storeDir, path);
-    printFreed(deletePaths(store, positionals, {
-      ...livenessOf(conf),
-      ignoreLiveness: values["ignore-liveness"],
-      onDelete: announce,
-    }));
+    printFreed(
+      await deletePaths(store, positionals, {
+        ...livenessOf(conf),
+        ignoreLiveness: values["ignore-liveness"],
+        onDelete: announce,
+      }),
+    );
     return 0;
   } finally {
     store.close();

@@ -1,3 +1,4 @@
+import { pathExists } from "../../lib/store/mod.ts";
 import { assert, assertEquals } from "../_assert.ts";
 import { makeFifo, openFifo } from "../_process.ts";
 import { addAll, withStore } from "./_drv.ts";
@@ -34,8 +35,8 @@ Deno.test("kiln store gc beside a running build keeps its inputs and what it has
     assertEquals(collected.code, 0, collected.stderr);
     assertEquals(collected.stdout, "1 store paths deleted, 0.00 MiB freed\n");
     assertEquals(lines(await store.ok(["store", "gc", "--print-live"])), kept.sort());
-    for (const path of kept) assert(exists(path), `${path} was collected`);
-    assert(!exists(junk));
+    for (const path of kept) assert(pathExists(path), `${path} was collected`);
+    assert(!pathExists(junk));
     const roots = lines(await store.ok(["store", "gc", "--print-roots"]));
     assert(roots.includes(`{temp:${pidOfTempRoots(store.env.KILN_STATE_DIR)}} -> ${waits.path}`));
 
@@ -52,24 +53,15 @@ Deno.test("kiln store gc beside a running build keeps its inputs and what it has
     await store.ok(["store", "gc"]);
     const live = [waits.outputs.out, input.outputs.out, input.path, waits.path, first.path];
     assertEquals(lines(await store.ok(["store", "gc", "--print-live"])), live.sort());
-    assert(!exists(first.outputs.out)); // an input of the build, referred to by no output
+    assert(!pathExists(first.outputs.out)); // an input of the build, referred to by no output
     Deno.removeSync(result);
     await store.ok(["store", "gc"]);
     assertEquals(await store.ok(["store", "gc", "--print-live"]), "");
-    for (const path of live) assert(!exists(path), `${path} was not collected`);
+    for (const path of live) assert(!pathExists(path), `${path} was not collected`);
   }));
 
 function lines(text: string): string[] {
   return text.split("\n").filter((l) => l !== "");
-}
-
-function exists(path: string): boolean {
-  try {
-    Deno.lstatSync(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The pid of the one process with temporary roots. */

@@ -1,7 +1,7 @@
 /**
  * Garbage-collector roots, as Nix keeps them under its state dir: `gcroots/` and `profiles/`
- * searched recursively, where a symlink into the store is a root, and a symlink elsewhere under
- * `gcroots/` is followed once (an indirect root: `gcroots/auto/<sha1 of the link>` points at an
+ * searched recursively, where a symlink into the store is a root, and a symlink elsewhere is
+ * followed once (an indirect root: `gcroots/auto/<sha1 of the link>` points at an
  * out-link such as `./result`, which points into the store). An indirect root whose out-link is
  * gone is removed. A link may point at the logical store path or at its physical place.
  */
@@ -24,16 +24,17 @@ export function findRoots(store: LocalStore): Roots {
     if (!links.includes(link)) links.push(link);
     roots.set(path, links.sort());
   };
-  const gcroots = join(store.stateDir, "gcroots");
-  walk(gcroots, (link, target) => {
+  const auto = join(store.stateDir, "gcroots", "auto");
+  const onLink = (link: string, target: string) => {
     if (toStorePath(store, target) !== undefined) return found(link, target);
     if (!pathExists(target)) {
-      if (link.startsWith(join(gcroots, "auto") + "/")) Deno.removeSync(link); // stale
+      if (link.startsWith(auto + "/")) Deno.removeSync(link); // stale
       return;
     }
     if (Deno.lstatSync(target).isSymlink) found(target, readLinkAbsolute(target));
-  });
-  walk(join(store.stateDir, "profiles"), (link, target) => found(link, target));
+  };
+  walk(join(store.stateDir, "gcroots"), onLink);
+  walk(join(store.stateDir, "profiles"), onLink);
   return roots;
 }
 

@@ -7,7 +7,6 @@
  * every valid path whole, and files of invalid paths that the next collection removes.
  */
 
-import { join } from "node:path";
 import { parseStorePathBaseName } from "../hashing/mod.ts";
 import { removeStaleTemps, removeTree } from "./_fs.ts";
 import type { LocalStore } from "./local_store.ts";
@@ -70,46 +69,60 @@ export function findLivePaths(store: LocalStore, options: LivenessOptions = {}):
   return [...live].sort();
 }
 
-/** The valid paths no root keeps alive, sorted. */
+/**
+ * The dead paths, sorted: the valid paths no root keeps alive, and the entries of the store dir
+ * named as store paths that are not valid (leftovers of a collection or a crash; as Nix lists
+ * them) and that no running process roots.
+ */
 export function findDeadPaths(store: LocalStore, options: LivenessOptions = {}): string[] {
-  const live = new Set(findLivePaths(store, options));
-  return store.queryAllValidPaths().filter((p) => !live.has(p));
+  const leftovers = findLeftovers(store, readTempRoots(store.stateDir));
+  return [...findDeadValidPaths(store, options), ...leftovers].sort();
 }
 
 /**
- * Deletes dead paths (up to `maxFreed` bytes), then files in the store dir that belong to no
- * valid path: leftovers of an earlier collection or a crashed process. Holds the GC lock
- * throughout, so that no process adds a temporary root meanwhile.
+ * Deletes dead paths (up to `maxFreed` bytes), then leftovers: entries of the store dir that are
+ * not valid. Holds the GC lock throughout, so that no process adds a temporary root meanwhile.
  */
 export async function collectGarbage(
   store: LocalStore,
   options: CollectOptions = {},
 ): Promise<GcResult> {
   using _gc = await lockGc(store.stateDir, true);
-  const tempRoots = readTempRoots(store.stateDir);
-  const result = deleteInOrder(store, findDeadPaths(store, options), options);
+  const result = deleteInOrder(store, findDeadValidPaths(store, options), options);
   if (options.maxFreed !== undefined && result.bytesFreed >= options.maxFreed) return result;
-  const storeDir = store.physicalPath(store.storeDir);
-  removeStaleTemps(storeDir);
-  for (const entry of [...Deno.readDirSync(storeDir)].map((e) => e.name).sort()) {
-    try {
-      parseStorePathBaseName(entry);
-    } catch {
-      continue; // not a store path: kiln's temporaries and whatever else is not ours
-    }
-    const path = `${store.storeDir}/${entry}`;
-    if (store.isValidPath(path) || tempRoots.has(path)) continue;
+  removeStaleTemps(store.physicalPath(store.storeDir));
+  for (const path of findLeftovers(store, readTempRoots(store.stateDir))) {
     // A process adding the path holds its lock between moving it into place and registering it.
     await store.withPathLock([path], () => {
       if (!store.isValidPath(path)) {
         options.onDelete?.(path);
-        removeTree(join(storeDir, entry));
+        removeTree(store.physicalPath(path));
         result.deleted.push(path);
       }
       return Promise.resolve();
     });
   }
   return result;
+}
+
+function findDeadValidPaths(store: LocalStore, options: LivenessOptions): string[] {
+  const live = new Set(findLivePaths(store, options));
+  return store.queryAllValidPaths().filter((p) => !live.has(p));
+}
+
+/** Entries of the store dir named as store paths, neither valid nor temporary roots, sorted. */
+function findLeftovers(store: LocalStore, tempRoots: ReadonlyMap<string, number[]>): string[] {
+  const leftovers: string[] = [];
+  for (const entry of Deno.readDirSync(store.physicalPath(store.storeDir))) {
+    try {
+      parseStorePathBaseName(entry.name);
+    } catch {
+      continue; // not a store path: kiln's temporaries and whatever else is not ours
+    }
+    const path = `${store.storeDir}/${entry.name}`;
+    if (!store.isValidPath(path) && !tempRoots.has(path)) leftovers.push(path);
+  }
+  return leftovers.sort();
 }
 
 /**

@@ -2,6 +2,7 @@ import { join } from "node:path";
 import { hashPath, LocalStore } from "../../lib/store/mod.ts";
 import { assertEquals } from "../_assert.ts";
 import { KilnStore } from "../_kiln.ts";
+import { waitFor } from "../_process.ts";
 import { closureIgnored, lines, withClosure } from "./_closure.ts";
 
 Deno.test({
@@ -22,7 +23,11 @@ Deno.test({
         }
         return sets[0];
       };
-      assertEquals((await compare("no roots")).length, 12); // 5 derivations, 7 outputs
+      // Files of no valid path (a collector's leftovers) are dead too.
+      for (const dir of [nix.storeDir, kiln.physical(nix.storeDir)]) {
+        Deno.mkdirSync(join(dir, "00000000000000000000000000000000-leftover"));
+      }
+      assertEquals((await compare("no roots")).length, 13); // 5 derivations, 7 outputs, leftover
       // A direct root (a symlink under gcroots into the store), and indirect ones.
       for (const state of [nix.env.NIX_STATE_DIR, kiln.env.KILN_STATE_DIR]) {
         Deno.mkdirSync(join(state, "gcroots", "deep"), { recursive: true });
@@ -136,13 +141,18 @@ Deno.test("kiln store gc killed mid-way leaves a store whose valid paths are who
     for (const [i, path] of roots.entries()) {
       Deno.symlinkSync(path, join(kiln.env.KILN_STATE_DIR, "gcroots", `r${i}`));
     }
-    // The collector announces each path on stderr before its files go; nobody reads that pipe,
-    // so it blocks once the pipe is full, hundreds of paths before the end, with the path it
-    // announces invalid and still on disk. It is killed when the first removal is seen.
+    // The collector announces each path on stderr after its batch is invalidated and before its
+    // files go. Nobody reads that pipe, so it blocks once the pipe is full, hundreds of paths
+    // before the end, with the path it announces invalid and still on disk: it is killed there,
+    // once removals have been seen (inotify) and its main thread waits in a pipe write.
     const storeDir = kiln.physical("/nix/store");
     using watcher = Deno.watchFs(storeDir, { recursive: false });
     const collector = kiln.spawn(["store", "gc"]);
     for await (const event of watcher) if (event.kind === "remove") break;
+    const wchan = `/proc/${collector.pid}/task/${collector.pid}/wchan`;
+    await waitFor("the collector to block on stderr", () => {
+      return /pipe_(write|wait)/.test(Deno.readTextFileSync(wchan)); // by kernel version
+    });
     collector.kill("SIGKILL");
     assertEquals((await collector.status).signal, "SIGKILL");
     await Promise.all([collector.stdout.cancel(), collector.stderr.cancel()]);
@@ -163,6 +173,8 @@ Deno.test("kiln store gc killed mid-way leaves a store whose valid paths are who
       for (const root of roots) assertEquals(valid.includes(root), true);
       const leftovers = onDisk().filter((p) => !valid.includes(p));
       assertEquals(leftovers.length > 0 && valid.length > roots.length, true, "killed mid-way");
+      const dead = lines(await kiln.ok(["store", "gc", "--print-dead"]));
+      assertEquals(dead, [...valid.filter((p) => !roots.includes(p)), ...leftovers].sort());
     } finally {
       store.close();
     }

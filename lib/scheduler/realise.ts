@@ -128,10 +128,9 @@ async function runPhases(
   let plan = planBuild(store, targets, planOptions);
   // Temporary roots for the run: every derivation, its outputs and sources, so no collector
   // takes an input of a build or an output the run made while it runs.
+  const planned = [...plan.derivations.values()];
   await store.addTempRoots(
-    [...plan.derivations.values()].flatMap((
-      d,
-    ) => [d.path, ...d.outputPaths.values(), ...d.drv.inputSrcs]),
+    planned.flatMap((d) => [d.path, ...d.outputPaths.values(), ...d.drv.inputSrcs]),
   );
   const substitution = options.substitution;
   if (substitution !== undefined && !options.check && !options.repair) {

@@ -12,11 +12,21 @@ import { concatBytes } from "../hashing/mod.ts";
 
 const encoder = new TextEncoder();
 
+/** This process's file in a state dir, shared by every store opened on that dir. */
+interface ProcessFile {
+  file: Deno.FsFile;
+  added: Set<string>;
+  /** Open TempRoots that have added to it. */
+  users: number;
+}
+
+/** By state dir: a second open file of the same process would wait for the first's lock. */
+const processFiles = new Map<string, ProcessFile>();
+
 /** This process's temporary roots in one state dir. */
 export class TempRoots {
   readonly #stateDir: string;
-  readonly #added = new Set<string>();
-  #file: Deno.FsFile | undefined;
+  #joined = false;
 
   constructor(stateDir: string) {
     this.#stateDir = stateDir;
@@ -24,45 +34,52 @@ export class TempRoots {
 
   /** Roots `paths` until {@link close}; waits while a collection runs. */
   async add(paths: Iterable<string>): Promise<void> {
-    const fresh = [...new Set(paths)].filter((p) => !this.#added.has(p));
+    let shared = processFiles.get(this.#stateDir);
+    const fresh = [...new Set(paths)].filter((p) => !shared?.added.has(p));
     if (fresh.length === 0) return;
-    const file = this.#file ?? this.#open();
+    if (shared === undefined) {
+      shared = { file: openProcessFile(this.#stateDir), added: new Set(), users: 0 };
+      processFiles.set(this.#stateDir, shared);
+    }
+    if (!this.#joined) shared.users++;
+    this.#joined = true;
     using _gc = await lockGc(this.#stateDir, false);
     const bytes = encoder.encode(fresh.map((p) => `${p}\0`).join(""));
-    for (let off = 0; off < bytes.length;) off += file.writeSync(bytes.subarray(off));
-    for (const path of fresh) this.#added.add(path);
+    for (let off = 0; off < bytes.length;) off += shared.file.writeSync(bytes.subarray(off));
+    for (const path of fresh) shared.added.add(path);
   }
 
-  /** Drops the roots: deletes the file and lets its lock go. */
+  /** Drops the roots once no other store of this process uses the file: deletes it, unlocked. */
   close(): void {
-    if (this.#file === undefined) return;
+    const shared = processFiles.get(this.#stateDir);
+    if (!this.#joined || shared === undefined) return;
+    this.#joined = false;
+    if (--shared.users > 0) return;
+    processFiles.delete(this.#stateDir);
     removeIfThere(tempRootsFile(this.#stateDir, Deno.pid));
-    this.#file.close();
-    this.#file = undefined;
-    this.#added.clear();
+    shared.file.close();
   }
+}
 
-  /** Creates and locks this process's file; one a collector deleted meanwhile is made again. */
-  #open(): Deno.FsFile {
-    const path = tempRootsFile(this.#stateDir, Deno.pid);
-    Deno.mkdirSync(join(this.#stateDir, "temproots"), { recursive: true });
-    for (;;) {
-      const file = Deno.openSync(path, { read: true, write: true, create: true });
-      file.lockSync(true); // a collector holds it only while it deletes a stale file
-      const held = file.statSync();
-      let current: Deno.FileInfo | undefined;
-      try {
-        current = Deno.statSync(path);
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotFound)) throw e;
-      }
-      if (current !== undefined && current.ino === held.ino && current.dev === held.dev) {
-        file.truncateSync(0); // a dead process with the same pid may have left it
-        this.#file = file;
-        return file;
-      }
-      file.close();
+/** Creates and locks this process's file; one a collector deleted meanwhile is made again. */
+function openProcessFile(stateDir: string): Deno.FsFile {
+  const path = tempRootsFile(stateDir, Deno.pid);
+  Deno.mkdirSync(join(stateDir, "temproots"), { recursive: true });
+  for (;;) {
+    const file = Deno.openSync(path, { read: true, write: true, create: true });
+    file.lockSync(true); // a collector holds it only while it deletes a stale file
+    const held = file.statSync();
+    let current: Deno.FileInfo | undefined;
+    try {
+      current = Deno.statSync(path);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
+    if (current !== undefined && current.ino === held.ino && current.dev === held.dev) {
+      file.truncateSync(0); // a dead process with the same pid may have left it
+      return file;
+    }
+    file.close();
   }
 }
 

@@ -56,3 +56,18 @@ Deno.test(
     }
   }),
 );
+
+Deno.test(
+  "TempRoots of two stores of one process share the process's file until both close",
+  withStateDir(async (dir) => {
+    const first = new TempRoots(dir);
+    const second = new TempRoots(dir);
+    await first.add([A]);
+    await second.add([A, B]);
+    assertEquals(readTempRoots(dir), new Map([[A, [Deno.pid]], [B, [Deno.pid]]]));
+    first.close();
+    assertEquals(readTempRoots(dir), new Map([[A, [Deno.pid]], [B, [Deno.pid]]]));
+    second.close();
+    assertEquals(readTempRoots(dir), new Map());
+  }),
+);

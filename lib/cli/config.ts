@@ -55,6 +55,12 @@ export const SETTINGS: readonly SettingSpec[] = [
     default: "false",
     description: "hard-link identical files of new paths (as kiln store optimise)",
   },
+  { name: "keep-outputs", default: "false", description: "gc keeps outputs of live derivations" },
+  {
+    name: "keep-derivations",
+    default: "true",
+    description: "gc keeps derivations of live outputs",
+  },
 ];
 
 const SPECS = new Map(SETTINGS.map((s) => [s.name, s]));

@@ -125,6 +125,12 @@ async function runPhases(
 ): Promise<RealiseOutcome> {
   const planOptions = { check: options.check, repair: options.repair };
   let plan = planBuild(store, targets, planOptions);
+  // Temporary roots for the run: every derivation, its outputs and sources, so no collector
+  // takes an input of a build or an output the run made while it runs.
+  const planned = [...plan.derivations.values()];
+  await store.addTempRoots(
+    planned.flatMap((d) => [d.path, ...d.outputPaths.values(), ...d.drv.inputSrcs]),
+  );
   const substitution = options.substitution;
   if (substitution !== undefined && !options.check && !options.repair) {
     const tracker = new GoalActivities(events, "copyPaths");

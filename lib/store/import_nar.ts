@@ -22,6 +22,8 @@ export interface NarImportTarget {
   physicalPath(path: string): string;
   withPathLock<T>(paths: string[], fn: () => Promise<T>): Promise<T>;
   registerValidPaths(infos: PathInfo[]): void;
+  /** Keeps paths from the garbage collector while the process lives (temp_roots.ts). */
+  addTempRoots?(paths: Iterable<string>): Promise<void>;
 }
 
 /**
@@ -44,6 +46,7 @@ export async function importNar(
     repair?: boolean;
   },
 ): Promise<boolean> {
+  await store.addTempRoots?.([info.path]);
   if (!options.repair && store.isValidPath(info.path)) return false;
   for (const reference of info.references) {
     if (reference !== info.path && !store.isValidPath(reference)) {

@@ -20,6 +20,7 @@ import { lockPaths } from "./locks.ts";
 import { optimisePaths } from "./optimise.ts";
 import { type DerivationOutputsMap, MetadataDb, type PathInfo } from "./metadata_db.ts";
 import type { AddTextOptions, Store } from "./store.ts";
+import { TempRoots } from "./temp_roots.ts";
 import { makeTempPath, pathExists, removeStaleTemps, removeTree } from "./_fs.ts";
 import { InternalError } from "../sys/mod.ts";
 
@@ -62,20 +63,25 @@ const NIX_STATE_DIR = "/nix/var/nix";
  */
 export class LocalStore implements Store {
   readonly storeDir: string;
+  /** Database, locks, roots: the state dir, absolute. */
+  readonly stateDir: string;
   readonly #storeRoot: string;
   readonly #physicalStoreDir: string;
   readonly #lockDir: string;
   readonly #db: MetadataDb;
   readonly #autoOptimise: boolean;
+  readonly #tempRoots: TempRoots;
   #tempsCleaned = false;
 
   private constructor(location: StoreLocation, db: MetadataDb) {
     this.storeDir = location.storeDir;
     this.#storeRoot = location.storeRoot;
     this.#physicalStoreDir = this.physicalPath(location.storeDir);
-    this.#lockDir = join(resolve(location.stateDir), "locks");
+    this.stateDir = resolve(location.stateDir);
+    this.#lockDir = join(this.stateDir, "locks");
     this.#db = db;
     this.#autoOptimise = location.autoOptimiseStore ?? false;
+    this.#tempRoots = new TempRoots(this.stateDir);
   }
 
   /**
@@ -122,11 +128,6 @@ export class LocalStore implements Store {
     return this.#db.queryAllValidPaths();
   }
 
-  /** Removes `path` from the valid set; throws when another valid path still refers to it. */
-  invalidatePath(path: string): void {
-    this.#db.invalidatePath(path);
-  }
-
   queryPathInfo(path: string): PathInfo | undefined {
     return this.#db.queryPathInfo(path);
   }
@@ -166,6 +167,11 @@ export class LocalStore implements Store {
     this.#db.recordBuildTimes(times);
   }
 
+  /** Invalidates `paths` in one transaction, referrers first; their files stay (see gc.ts). */
+  invalidatePaths(paths: readonly string[]): void {
+    this.#db.invalidatePaths(paths);
+  }
+
   /** `paths` and everything they reference, sorted; throws naming a path that is not valid. */
   computeClosure(paths: Iterable<string>): string[] {
     return this.#db.computeClosure(paths);
@@ -185,6 +191,7 @@ export class LocalStore implements Store {
     try {
       const ingested = ingestPath(src, temp, { method, algorithm, canonicalise: true });
       const path = makeFixedOutputPath(this.storeDir, { method, hash: ingested.hash, name });
+      await this.addTempRoots([path]);
       await this.#moveIntoPlace(temp, {
         path,
         narHash: ingested.narHash,
@@ -213,6 +220,7 @@ export class LocalStore implements Store {
   ): Promise<string> {
     const contentsHash = hashBytes("sha256", contents);
     const path = makeTextPath(this.storeDir, contentsHash, name, references);
+    await this.addTempRoots([path]);
     if (this.isValidPath(path)) return path;
     const temp = this.#makeTemp(name);
     try {
@@ -279,7 +287,16 @@ export class LocalStore implements Store {
     return await fn();
   }
 
+  /**
+   * Keeps `paths` from the garbage collector for as long as this store is open (temporary roots,
+   * see temp_roots.ts); waits while a collection runs. Root a path before adding or using it.
+   */
+  async addTempRoots(paths: Iterable<string>): Promise<void> {
+    await this.#tempRoots.add(paths);
+  }
+
   close(): void {
+    this.#tempRoots.close();
     this.#db.close();
   }
 

@@ -231,16 +231,28 @@ export class MetadataDb {
 
   /** Removes `path` from the valid set; throws when another valid path still refers to it. */
   invalidatePath(path: string): void {
+    this.#requireId(path);
+    this.invalidatePaths([path]);
+  }
+
+  /**
+   * Removes `paths` from the valid set in one transaction, in the order given (referrers first);
+   * throws, changing nothing, when a valid path outside `paths` still refers to one of them.
+   */
+  invalidatePaths(paths: readonly string[]): void {
     writeTransaction(this.#db, () => {
-      const id = this.#requireId(path);
-      const referrers = (this.#stmts.queryReferrers.all(id) as { path: string }[])
-        .filter((r) => r.path !== path);
-      if (referrers.length > 0) {
-        throw new RangeError(
-          `Cannot invalidate '${path}': it is still referenced by '${referrers[0].path}'`,
-        );
+      for (const path of paths) {
+        const id = this.#queryId(path);
+        if (id === undefined) continue;
+        const referrer = (this.#stmts.queryReferrers.all(id) as { path: string }[])
+          .find((r) => r.path !== path);
+        if (referrer !== undefined) {
+          throw new RangeError(
+            `Cannot invalidate '${path}': it is still referenced by '${referrer.path}'`,
+          );
+        }
+        this.#stmts.deletePath.run(id);
       }
-      this.#stmts.deletePath.run(id);
     });
   }
 

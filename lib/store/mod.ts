@@ -14,3 +14,6 @@ export * from "./export.ts";
 export * from "./why_depends.ts";
 export * from "./verify.ts";
 export * from "./optimise.ts";
+export * from "./roots.ts";
+export * from "./gc.ts";
+export { readTempRoots } from "./temp_roots.ts";

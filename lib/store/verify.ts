@@ -90,7 +90,7 @@ export async function verifyStore(
     }
     if (canInvalidate) {
       try {
-        store.invalidatePath(path);
+        store.invalidatePaths([path]);
       } catch (e) {
         if (!(e instanceof RangeError)) throw e;
         canInvalidate = false; // a referrer that is missing too but could not go

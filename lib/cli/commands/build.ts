@@ -1,6 +1,5 @@
 /** `kiln build`: realise derivations by building them, as `nix-store --realise` / `nix-build`. */
 
-import { join } from "node:path";
 import { decodeNixString } from "../../hashing/mod.ts";
 import { parseSandboxBackend } from "../../sandbox/mod.ts";
 import {
@@ -12,7 +11,7 @@ import {
   planBuild,
   realise,
 } from "../../scheduler/mod.ts";
-import { LocalStore } from "../../store/mod.ts";
+import { addIndirectRoot, LocalStore, replaceSymlink } from "../../store/mod.ts";
 import { parseCommandArgs, UsageError } from "../args.ts";
 import { type Command, printJson, printLines, printStderr } from "../command.ts";
 import { buildSettings, maxJobs } from "../build_settings.ts";
@@ -178,7 +177,9 @@ async function run(args: string[]): Promise<number> {
         if (target.outputs !== undefined && !target.outputs.includes(name)) continue;
         lines.push(path);
         if (values["out-link"] !== undefined) {
-          makeOutLink(outLinkName(values["out-link"], i, name), store.physicalPath(path));
+          const link = outLinkName(values["out-link"], i, name);
+          replaceSymlink(link, store.physicalPath(path));
+          addIndirectRoot(store, link);
         }
       }
     }
@@ -252,16 +253,4 @@ function jsonResult(result: BuildResult): Record<string, unknown> {
 function outLinkName(base: string, index: number, output: string): string {
   const stem = index === 0 ? base : `${base}-${index + 1}`;
   return output === "out" ? stem : `${stem}-${output}`;
-}
-
-/** Points `link` at `target`, replacing an existing symlink atomically. */
-function makeOutLink(link: string, target: string): void {
-  const temp = join(link + `.tmp-${Deno.pid}`);
-  try {
-    Deno.removeSync(temp);
-  } catch {
-    // not there
-  }
-  Deno.symlinkSync(target, temp);
-  Deno.renameSync(temp, link);
 }

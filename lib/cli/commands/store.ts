@@ -1,4 +1,4 @@
-/** `kiln store add|path-info|sign|query|export|import`: add, show, sign, query, move paths. */
+/** `kiln store add|path-info|sign|query|export|import|gc|...`: add, show, query, move, collect. */
 
 import { parseHashAlgorithm, parseStorePath } from "../../hashing/mod.ts";
 import { LocalStore, type PathInfo } from "../../store/mod.ts";
@@ -8,6 +8,7 @@ import { exportCommand, importCommand, STORE_EXPORT_USAGE } from "./store_export
 import { queryPaths, STORE_QUERY_USAGE } from "./store_query.ts";
 import { signPaths, STORE_SIGN_USAGE } from "./store_sign.ts";
 import { optimise, STORE_VERIFY_USAGE, verifyPaths } from "./store_verify.ts";
+import { addRootCommand, deleteCommand, gcCommand, STORE_GC_USAGE } from "./store_gc.ts";
 
 const USAGE = `Usage:
   kiln store add [--name NAME] PATH...
@@ -25,6 +26,7 @@ ${STORE_SIGN_USAGE}
 ${STORE_QUERY_USAGE}
 ${STORE_EXPORT_USAGE}
 ${STORE_VERIFY_USAGE}
+${STORE_GC_USAGE}
 
 PATH for path-info is a store path itself (<store dir>/<hash>-<name>), not a file inside one
 nor a symlink to one. ALGO is md5, sha1, sha256 or sha512. NAME defaults to PATH's base name.`;
@@ -41,6 +43,9 @@ export const storeCommand: Command = {
       import: importCommand,
       verify: verifyPaths,
       optimise,
+      gc: gcCommand,
+      delete: deleteCommand,
+      "add-root": addRootCommand,
     }),
 };
 

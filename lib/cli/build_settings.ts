@@ -1,20 +1,40 @@
 /**
- * The build settings of a command that builds (`kiln build`, `kiln daemon`, `kiln store verify
- * --repair`), read from kiln's settings.
+ * What a command that builds (`kiln build`, `kiln daemon`, `kiln store verify --repair`) gives a
+ * build run, read from kiln's settings.
  */
 
-import type { BuildSettings } from "../scheduler/mod.ts";
-import type { Settings } from "./config.ts";
+import { parseSandboxBackend } from "../sandbox/mod.ts";
+import { buildLogDir, type BuildSettings, type RealiseOptions } from "../scheduler/mod.ts";
+import type { Config, Settings } from "./config.ts";
+
+/** The options of a build run in `config`'s store with `settings`, as every command gives them. */
+export function realiseOptions(
+  config: Config,
+  settings: Settings,
+  options: { rounds: number },
+): RealiseOptions {
+  return {
+    storeRoot: config.storeRoot,
+    logDir: buildLogDir(config.stateDir),
+    tmpDir: Deno.env.get("TMPDIR") || "/tmp",
+    impureEnv: Deno.env.toObject(),
+    settings: buildSettings(settings, options.rounds),
+    sandboxFallback: settings.getBool("sandbox-fallback"),
+    sandboxBackend: parseSandboxBackend(settings.get("sandbox-backend")),
+    maxJobs: maxJobs(settings),
+    keepGoing: settings.getBool("keep-going"),
+  };
+}
 
 /** `max-jobs`: `auto` is the number of CPUs. */
-export function maxJobs(settings: Settings): number {
+function maxJobs(settings: Settings): number {
   return settings.get("max-jobs") === "auto"
     ? navigator.hardwareConcurrency
     : settings.getInt("max-jobs");
 }
 
 /** The build settings as asked for (the run probes the sandbox when it needs it). */
-export function buildSettings(settings: Settings, rounds: number): BuildSettings {
+function buildSettings(settings: Settings, rounds: number): BuildSettings {
   const mode = settings.get("sandbox");
   if (mode !== "true" && mode !== "false" && mode !== "relaxed") {
     throw new TypeError(`Setting 'sandbox' has value '${mode}', expected true, false or relaxed`);

@@ -4,13 +4,12 @@
  * mode, which needs the sandbox. Loaded only when there is something to repair.
  */
 
-import { parseSandboxBackend } from "../../sandbox/mod.ts";
-import { buildLogDir, realise } from "../../scheduler/mod.ts";
+import { realise } from "../../scheduler/mod.ts";
 import type { LocalStore } from "../../store/mod.ts";
 import type { Config } from "../config.ts";
 import { openDisplay } from "../display.ts";
 import { openSubstituter, type SubstituterHandle } from "../substituters.ts";
-import { buildSettings, maxJobs } from "../build_settings.ts";
+import { realiseOptions } from "../build_settings.ts";
 
 /** Repairs paths of `store`, opening the substituters once; dispose of it when done. */
 export function makeRepairer(store: LocalStore, config: Config) {
@@ -45,14 +44,7 @@ async function rebuild(store: LocalStore, config: Config, drvPath: string): Prom
   const display = openDisplay(undefined, false);
   try {
     await using run = realise(store, [{ drvPath }], {
-      storeRoot: config.storeRoot,
-      logDir: buildLogDir(config.stateDir),
-      tmpDir: Deno.env.get("TMPDIR") || "/tmp",
-      impureEnv: Deno.env.toObject(),
-      settings: buildSettings(settings, 1),
-      sandboxFallback: settings.getBool("sandbox-fallback"),
-      sandboxBackend: parseSandboxBackend(settings.get("sandbox-backend")),
-      maxJobs: maxJobs(settings),
+      ...realiseOptions(config, settings, { rounds: 1 }),
       keepGoing: false,
       repair: true,
       onEvent: display.onEvent,

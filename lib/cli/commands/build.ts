@@ -1,9 +1,7 @@
 /** `kiln build`: realise derivations by building them, as `nix-store --realise` / `nix-build`. */
 
 import { decodeNixString } from "../../hashing/mod.ts";
-import { parseSandboxBackend } from "../../sandbox/mod.ts";
 import {
-  buildLogDir,
   type BuildResult,
   type BuildTarget,
   exitCodeOf,
@@ -14,7 +12,7 @@ import {
 import { addIndirectRoot, LocalStore, replaceSymlink } from "../../store/mod.ts";
 import { parseCommandArgs, UsageError } from "../args.ts";
 import { type Command, printJson, printLines, printStderr } from "../command.ts";
-import { buildSettings, maxJobs } from "../build_settings.ts";
+import { realiseOptions } from "../build_settings.ts";
 import { openDisplay } from "../display.ts";
 import { addDerivations } from "../_derivation_input.ts";
 import { importDerivationFiles } from "../_derivation_files.ts";
@@ -133,15 +131,7 @@ async function run(args: string[]): Promise<number> {
       return await dryRun(plan, { store, config, substitute });
     }
     await using run = realise(store, targets, {
-      storeRoot: config.storeRoot,
-      logDir: buildLogDir(config.stateDir),
-      tmpDir: Deno.env.get("TMPDIR") || "/tmp",
-      impureEnv: Deno.env.toObject(),
-      settings: buildSettings(settings, rounds),
-      sandboxFallback: settings.getBool("sandbox-fallback"),
-      sandboxBackend: parseSandboxBackend(settings.get("sandbox-backend")),
-      maxJobs: maxJobs(settings),
-      keepGoing: settings.getBool("keep-going"),
+      ...realiseOptions(config, settings, { rounds }),
       check: values.check,
       repair: values.repair,
       substitution: values.offline || settings.getList("substituters").length === 0 ? undefined : {

@@ -2,13 +2,11 @@
 
 import { join } from "node:path";
 import { type DaemonOptions, serveConnection } from "../../daemon/mod.ts";
-import { parseSandboxBackend } from "../../sandbox/mod.ts";
-import { buildLogDir } from "../../scheduler/mod.ts";
 import { LocalStore } from "../../store/mod.ts";
 import { parseCommandArgs, UsageError } from "../args.ts";
 import { type Command, printStderr } from "../command.ts";
 import { type Config, SETTINGS, Settings } from "../config.ts";
-import { buildSettings, maxJobs } from "../build_settings.ts";
+import { realiseOptions } from "../build_settings.ts";
 
 const USAGE = `Usage:
   kiln daemon [--socket PATH]
@@ -96,17 +94,7 @@ function daemonOptions(store: LocalStore, config: Config, signal: AbortSignal): 
       for (const { name } of SETTINGS) settings.set(name, config.settings.get(name));
       // Settings kiln does not know (Nix's own) are left out, as they mean nothing here.
       for (const [name, value] of overrides) if (KNOWN.has(name)) settings.set(name, value);
-      return {
-        storeRoot: config.storeRoot,
-        logDir: buildLogDir(config.stateDir),
-        tmpDir: Deno.env.get("TMPDIR") || "/tmp",
-        impureEnv: Deno.env.toObject(),
-        settings: buildSettings(settings, 1),
-        sandboxFallback: settings.getBool("sandbox-fallback"),
-        sandboxBackend: parseSandboxBackend(settings.get("sandbox-backend")),
-        maxJobs: maxJobs(settings),
-        keepGoing: settings.getBool("keep-going"),
-      };
+      return realiseOptions(config, settings, { rounds: 1 });
     },
   };
 }

@@ -5,7 +5,8 @@
  * `kiln build` renders the events as lines; a daemon renders them onto its clients' stderr.
  *
  * {@link realise} returns a {@link BuildRun}: its `outcome` settles once the run has cleaned up
- * everything it started (the watchdog, build dirs, the sandbox share, background removals);
+ * everything it started (the watchdog, build dirs, the sandbox share and store view, background
+ * removals) and recorded how long its builds took (for later runs' estimates);
  * `cancel()` (or the caller's signal) aborts what runs, which then reports cancelled; disposing
  * of it (`await using`) cancels a run that is still going and waits for that cleanup.
  */

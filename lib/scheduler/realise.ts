@@ -124,13 +124,15 @@ async function runPhases(
   events: EventSink,
 ): Promise<RealiseOutcome> {
   const planOptions = { check: options.check, repair: options.repair };
-  let plan = planBuild(store, targets, planOptions);
   // Temporary roots for the run: every derivation, its outputs and sources, so no collector
-  // takes an input of a build or an output the run made while it runs.
-  const planned = [...plan.derivations.values()];
+  // takes an input of a build or an output the run made while it runs. The plan is made again
+  // once they are rooted: a collection between the first look and the roots may have taken an
+  // output it saw valid.
+  const planned = [...planBuild(store, targets, planOptions).derivations.values()];
   await store.addTempRoots(
     planned.flatMap((d) => [d.path, ...d.outputPaths.values(), ...d.drv.inputSrcs]),
   );
+  let plan = planBuild(store, targets, planOptions);
   const substitution = options.substitution;
   if (substitution !== undefined && !options.check && !options.repair) {
     const tracker = new GoalActivities(events, "copyPaths");

@@ -47,7 +47,10 @@ const BATCH_SIZE = 64;
 export function findLivePaths(store: LocalStore, options: LivenessOptions = {}): string[] {
   const keepDerivations = options.keepDerivations ?? true;
   const live = new Set<string>();
-  const queue = [...findRoots(store).keys(), ...readTempRoots(store.stateDir).keys()];
+  // Temporary roots first: a process drops its own only after making the out-links that
+  // replace them, so a root moving from one to the other is seen in one of the two.
+  const queue = [...readTempRoots(store.stateDir).keys()];
+  queue.push(...findRoots(store).keys());
   const visit = (path: string) => {
     if (!live.has(path) && store.isValidPath(path)) queue.push(path);
   };
@@ -105,9 +108,14 @@ export async function collectGarbage(
   return result;
 }
 
+/**
+ * The valid paths taken before the live ones: a path that becomes valid meanwhile (an output
+ * of a build rooted by its temporary roots, seen invalid by the walk) is never a candidate.
+ */
 function findDeadValidPaths(store: LocalStore, options: LivenessOptions): string[] {
+  const valid = store.queryAllValidPaths();
   const live = new Set(findLivePaths(store, options));
-  return store.queryAllValidPaths().filter((p) => !live.has(p));
+  return valid.filter((p) => !live.has(p));
 }
 
 /** Entries of the store dir named as store paths, neither valid nor temporary roots, sorted. */

@@ -91,13 +91,13 @@ export async function deleteCommand(args: string[]): Promise<number> {
   }
 }
 
-export function addRootCommand(args: string[]): number {
+export async function addRootCommand(args: string[]): Promise<number> {
   const { positionals, config } = parseCommandArgs(args, {});
   if (positionals.length !== 2) throw new UsageError("kiln store add-root needs LINK and PATH");
   const store = LocalStore.open(config());
   try {
     parseStorePath(store.storeDir, positionals[1]);
-    addPermRoot(store, positionals[0], positionals[1]);
+    await addPermRoot(store, positionals[0], positionals[1]);
     printLines([positionals[0]]);
     return 0;
   } finally {

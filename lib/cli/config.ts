@@ -61,6 +61,11 @@ export const SETTINGS: readonly SettingSpec[] = [
     default: "true",
     description: "gc keeps derivations of live outputs",
   },
+  {
+    name: "gc-runtime-roots",
+    default: "true",
+    description: "gc keeps the store paths running processes use (found in /proc)",
+  },
 ];
 
 const SPECS = new Map(SETTINGS.map((s) => [s.name, s]));

@@ -74,7 +74,7 @@ export function replaceSymlink(link: string, target: string): void {
 }
 
 /** The store path that `target` (logical or physical, maybe a file inside one) lies in. */
-function toStorePath(store: LocalStore, target: string): string | undefined {
+export function toStorePath(store: LocalStore, target: string): string | undefined {
   for (const dir of [store.storeDir, store.physicalPath(store.storeDir)]) {
     if (!target.startsWith(dir + "/")) continue;
     const base = target.slice(dir.length + 1).split("/")[0];

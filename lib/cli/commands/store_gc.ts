@@ -8,6 +8,7 @@ import {
   findDeadPaths,
   findLivePaths,
   findRoots,
+  findRuntimeRoots,
   type GcResult,
   type LivenessOptions,
   LocalStore,
@@ -28,8 +29,10 @@ export const STORE_GC_USAGE = `  kiln store gc [--max-freed BYTES] [--dry-run]
   kiln store add-root LINK PATH
       make LINK a symlink to PATH, registered as a root under <state dir>/gcroots/auto
 Roots are symlinks under <state dir>/gcroots and <state dir>/profiles, followed once through a
-symlink outside the store; 'kiln build -o LINK' registers its out-links. The settings
-keep-outputs and keep-derivations keep their Nix meaning.`;
+symlink outside the store; 'kiln build -o LINK' registers its out-links. The store paths running
+processes use (their executable, working directory, open and mapped files, environment, read
+from /proc) are roots too ('/proc/PID/cwd -> PATH'), unless gc-runtime-roots = false. The
+settings keep-outputs and keep-derivations keep their Nix meaning.`;
 
 export async function gcCommand(args: string[]): Promise<number> {
   const { values, positionals, config } = parseCommandArgs(args, {
@@ -49,7 +52,8 @@ export async function gcCommand(args: string[]): Promise<number> {
   try {
     const liveness = livenessOf(conf);
     if (print[0] === "print-roots") {
-      const lines = [...findRoots(store)].flatMap(([path, links]) =>
+      const runtime = liveness.runtimeRoots ? [...findRuntimeRoots(store)] : [];
+      const lines = [...findRoots(store), ...runtime].flatMap(([path, links]) =>
         links.map((link) => `${link} -> ${path}`)
       );
       for (const [path, pids] of readTempRoots(store.stateDir)) {
@@ -109,6 +113,7 @@ function livenessOf(config: Config): LivenessOptions {
   return {
     keepOutputs: config.settings.getBool("keep-outputs"),
     keepDerivations: config.settings.getBool("keep-derivations"),
+    runtimeRoots: config.settings.getBool("gc-runtime-roots"),
   };
 }
 

@@ -62,6 +62,16 @@ export const SETTINGS: readonly SettingSpec[] = [
     description: "gc keeps derivations of live outputs",
   },
   {
+    name: "min-free",
+    default: "0",
+    description: "bytes: a build collects garbage when less is free on the store's file system",
+  },
+  {
+    name: "max-free",
+    default: "9223372036854775807",
+    description: "bytes that collection tries to make free",
+  },
+  {
     name: "gc-runtime-roots",
     default: "true",
     description: "gc keeps the store paths running processes use (found in /proc)",

@@ -10,12 +10,11 @@ import {
   findRoots,
   findRuntimeRoots,
   type GcResult,
-  type LivenessOptions,
   LocalStore,
   readTempRoots,
 } from "../../store/mod.ts";
 import { parseCommandArgs, UsageError } from "../args.ts";
-import type { Config } from "../config.ts";
+import { gcLiveness } from "../build_settings.ts";
 import { printLines, printStderr } from "../command.ts";
 
 export const STORE_GC_USAGE = `  kiln store gc [--max-freed BYTES] [--dry-run]
@@ -50,7 +49,7 @@ export async function gcCommand(args: string[]): Promise<number> {
   const conf = config();
   const store = LocalStore.open(conf);
   try {
-    const liveness = livenessOf(conf);
+    const liveness = gcLiveness(conf.settings);
     if (print[0] === "print-roots") {
       const runtime = liveness.runtimeRoots ? [...findRuntimeRoots(store)] : [];
       const lines = [...findRoots(store), ...runtime].flatMap(([path, links]) =>
@@ -84,7 +83,7 @@ export async function deleteCommand(args: string[]): Promise<number> {
     for (const path of positionals) parseStorePath(store.storeDir, path);
     printFreed(
       await deletePaths(store, positionals, {
-        ...livenessOf(conf),
+        ...gcLiveness(conf.settings),
         ignoreLiveness: values["ignore-liveness"],
         onDelete: announce,
       }),
@@ -107,14 +106,6 @@ export async function addRootCommand(args: string[]): Promise<number> {
   } finally {
     store.close();
   }
-}
-
-function livenessOf(config: Config): LivenessOptions {
-  return {
-    keepOutputs: config.settings.getBool("keep-outputs"),
-    keepDerivations: config.settings.getBool("keep-derivations"),
-    runtimeRoots: config.settings.getBool("gc-runtime-roots"),
-  };
 }
 
 function announce(path: string): void {

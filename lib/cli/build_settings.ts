@@ -4,6 +4,7 @@
  */
 
 import { parseSandboxBackend } from "../sandbox/mod.ts";
+import type { LivenessOptions } from "../store/mod.ts";
 import { buildLogDir, type BuildSettings, type RealiseOptions } from "../scheduler/mod.ts";
 import type { Config, Settings } from "./config.ts";
 
@@ -23,6 +24,20 @@ export function realiseOptions(
     sandboxBackend: parseSandboxBackend(settings.get("sandbox-backend")),
     maxJobs: maxJobs(settings),
     keepGoing: settings.getBool("keep-going"),
+    autoGc: {
+      minFree: settings.getInt("min-free"),
+      maxFree: settings.getInt("max-free"),
+      ...gcLiveness(settings),
+    },
+  };
+}
+
+/** What keeps store paths alive in a collection, by the settings named as Nix's. */
+export function gcLiveness(settings: Settings): LivenessOptions {
+  return {
+    keepOutputs: settings.getBool("keep-outputs"),
+    keepDerivations: settings.getBool("keep-derivations"),
+    runtimeRoots: settings.getBool("gc-runtime-roots"),
   };
 }
 

@@ -61,6 +61,21 @@ export const SETTINGS: readonly SettingSpec[] = [
     default: "true",
     description: "gc keeps derivations of live outputs",
   },
+  {
+    name: "min-free",
+    default: "0",
+    description: "bytes: a build collects garbage when less is free on the store's file system",
+  },
+  {
+    name: "max-free",
+    default: "9223372036854775807",
+    description: "bytes that collection tries to make free",
+  },
+  {
+    name: "gc-runtime-roots",
+    default: "true",
+    description: "gc keeps the store paths running processes use (found in /proc)",
+  },
 ];
 
 const SPECS = new Map(SETTINGS.map((s) => [s.name, s]));

@@ -33,6 +33,7 @@ import { type BuildPlan, type BuildTarget, planBuild } from "./plan.ts";
 import type { RunListener } from "./run_events.ts";
 import { Watchdog } from "./watchdog.ts";
 import { runGoals } from "./worker.ts";
+import { AutoGc, type AutoGcOptions } from "./_auto_gc.ts";
 import { BuildDirs } from "./_build_dirs.ts";
 import { estimator, recordBuildTimes } from "./_estimate.ts";
 import { EventSink, GoalActivities } from "./_run_activities.ts";
@@ -65,6 +66,8 @@ export interface RealiseOptions {
   repair?: boolean;
   /** Binary caches to substitute from before building; none when absent. */
   substitution?: SubstitutionOptions;
+  /** `min-free` / `max-free`: collect garbage when the store's file system runs low. */
+  autoGc?: AutoGcOptions;
   /** Emit `estimate` results from the build times recorded in the store (a status line's ETA). */
   estimate?: boolean;
   /** Aborting it cancels the run, as `BuildRun.cancel` does. */
@@ -125,13 +128,18 @@ async function runPhases(
   events: EventSink,
 ): Promise<RealiseOutcome> {
   const planOptions = { check: options.check, repair: options.repair };
-  let plan = planBuild(store, targets, planOptions);
   // Temporary roots for the run: every derivation, its outputs and sources, so no collector
-  // takes an input of a build or an output the run made while it runs.
-  const planned = [...plan.derivations.values()];
+  // takes an input of a build or an output the run made while it runs. The plan is made again
+  // once they are rooted: a collection between the first look and the roots may have taken an
+  // output it saw valid.
+  const planned = [...planBuild(store, targets, planOptions).derivations.values()];
   await store.addTempRoots(
     planned.flatMap((d) => [d.path, ...d.outputPaths.values(), ...d.drv.inputSrcs]),
   );
+  let plan = planBuild(store, targets, planOptions);
+  const autoGc = options.autoGc &&
+    new AutoGc(store, { ...options.autoGc, onMessage: (text) => events.msg("info", text) });
+  await autoGc?.ensureFree();
   const substitution = options.substitution;
   if (substitution !== undefined && !options.check && !options.repair) {
     const tracker = new GoalActivities(events, "copyPaths");
@@ -164,7 +172,7 @@ async function runPhases(
     const lines = inputsFirst(plan, toBuild).map((p) => `  ${p}`);
     events.msg("info", [head, ...lines].join("\n"));
   }
-  const results = await buildPlan(store, plan, { ...options, settings }, signal, events);
+  const results = await buildPlan(store, plan, { ...options, settings, autoGc }, signal, events);
   return { status: "realised", plan, results };
 }
 
@@ -222,7 +230,7 @@ async function resolveSandbox(
 async function buildPlan(
   store: LocalStore,
   plan: BuildPlan,
-  options: RealiseOptions & { settings: RunSettings },
+  options: Omit<RealiseOptions, "autoGc"> & { settings: RunSettings; autoGc?: AutoGc },
   signal: AbortSignal,
   events: EventSink,
 ): Promise<Map<string, BuildResult>> {
@@ -265,8 +273,13 @@ async function buildPlan(
       onWarning: (message) => events.msg("warn", message),
     });
     const estimate = options.estimate && options.onEvent ? estimator(store, plan) : undefined;
+    const build = goals.build;
+    const autoGc = options.autoGc;
     const results = await runGoals(plan.graph, plan.roots, {
-      build: goals.build,
+      build: autoGc === undefined ? build : async (...args) => {
+        await autoGc.ensureFree();
+        return build(...args);
+      },
       prepare: goals.prepare,
       maxJobs: options.maxJobs,
       keepGoing: options.keepGoing,

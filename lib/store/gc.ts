@@ -11,6 +11,7 @@ import { parseStorePathBaseName } from "../hashing/mod.ts";
 import { removeStaleTemps, removeTree } from "./_fs.ts";
 import type { LocalStore } from "./local_store.ts";
 import { findRoots } from "./roots.ts";
+import { findRuntimeRoots } from "./runtime_roots.ts";
 import { lockGc, readTempRoots } from "./temp_roots.ts";
 
 /** What keeps paths alive besides the roots under the state dir. */
@@ -19,6 +20,8 @@ export interface LivenessOptions {
   keepOutputs?: boolean;
   /** Keep the derivations of live outputs (default true, as Nix). */
   keepDerivations?: boolean;
+  /** Root the paths running processes use, found in `/proc` (default true, as Nix). */
+  runtimeRoots?: boolean;
 }
 
 /** Options of {@link collectGarbage}. */
@@ -41,13 +44,18 @@ export interface GcResult {
 const BATCH_SIZE = 64;
 
 /**
- * The valid paths that the roots keep alive, sorted: those under the state dir and the
- * temporary roots of running processes (see temp_roots.ts).
+ * The valid paths that the roots keep alive, sorted: those under the state dir, the temporary
+ * roots of running processes (see temp_roots.ts) and, unless turned off, the paths running
+ * processes use (runtime_roots.ts).
  */
 export function findLivePaths(store: LocalStore, options: LivenessOptions = {}): string[] {
   const keepDerivations = options.keepDerivations ?? true;
   const live = new Set<string>();
-  const queue = [...findRoots(store).keys(), ...readTempRoots(store.stateDir).keys()];
+  // Temporary roots first: a process drops its own only after making the out-links that
+  // replace them, so a root moving from one to the other is seen in one of the two.
+  const queue = [...readTempRoots(store.stateDir).keys()];
+  if (options.runtimeRoots ?? true) queue.push(...findRuntimeRoots(store).keys());
+  queue.push(...findRoots(store).keys());
   const visit = (path: string) => {
     if (!live.has(path) && store.isValidPath(path)) queue.push(path);
   };
@@ -105,9 +113,14 @@ export async function collectGarbage(
   return result;
 }
 
+/**
+ * The valid paths taken before the live ones: a path that becomes valid meanwhile (an output
+ * of a build rooted by its temporary roots, seen invalid by the walk) is never a candidate.
+ */
 function findDeadValidPaths(store: LocalStore, options: LivenessOptions): string[] {
+  const valid = store.queryAllValidPaths();
   const live = new Set(findLivePaths(store, options));
-  return store.queryAllValidPaths().filter((p) => !live.has(p));
+  return valid.filter((p) => !live.has(p));
 }
 
 /** Entries of the store dir named as store paths, neither valid nor temporary roots, sorted. */

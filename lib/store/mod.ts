@@ -16,4 +16,5 @@ export * from "./verify.ts";
 export * from "./optimise.ts";
 export * from "./roots.ts";
 export * from "./gc.ts";
+export { findRuntimeRoots } from "./runtime_roots.ts";
 export { readTempRoots } from "./temp_roots.ts";

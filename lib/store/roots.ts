@@ -31,7 +31,8 @@ export function findRoots(store: LocalStore): Roots {
       if (link.startsWith(auto + "/")) Deno.removeSync(link); // stale
       return;
     }
-    if (Deno.lstatSync(target).isSymlink) found(target, readLinkAbsolute(target));
+    const next = readLinkIfThere(target);
+    if (next !== undefined) found(target, next);
   };
   walk(join(store.stateDir, "gcroots"), onLink);
   walk(join(store.stateDir, "profiles"), onLink);
@@ -41,9 +42,11 @@ export function findRoots(store: LocalStore): Roots {
 /**
  * Makes `link` a symlink to valid store path `path` (its physical place) and registers it as an
  * indirect root under `gcroots/auto`, as `nix-store --add-root LINK --realise PATH` does. An
- * existing symlink at `link` is replaced atomically.
+ * existing symlink at `link` is replaced atomically. As Nix, the path is a temporary root first:
+ * a collection running meanwhile (which may have read the roots already) does not take it.
  */
-export function addPermRoot(store: LocalStore, link: string, path: string): void {
+export async function addPermRoot(store: LocalStore, link: string, path: string): Promise<void> {
+  await store.addTempRoots([path]);
   if (!store.isValidPath(path)) throw new RangeError(`Path '${path}' is not valid`);
   replaceSymlink(resolve(link), store.physicalPath(path));
   addIndirectRoot(store, link);
@@ -71,7 +74,7 @@ export function replaceSymlink(link: string, target: string): void {
 }
 
 /** The store path that `target` (logical or physical, maybe a file inside one) lies in. */
-function toStorePath(store: LocalStore, target: string): string | undefined {
+export function toStorePath(store: LocalStore, target: string): string | undefined {
   for (const dir of [store.storeDir, store.physicalPath(store.storeDir)]) {
     if (!target.startsWith(dir + "/")) continue;
     const base = target.slice(dir.length + 1).split("/")[0];
@@ -97,7 +100,20 @@ function walk(dir: string, onLink: (link: string, target: string) => void): void
   for (const entry of entries.sort((a, b) => a.name < b.name ? -1 : 1)) {
     const path = join(dir, entry.name);
     if (entry.isDirectory) walk(path, onLink);
-    else if (entry.isSymlink) onLink(path, readLinkAbsolute(path));
+    else if (entry.isSymlink) {
+      const target = readLinkIfThere(path); // a link being replaced may be gone already
+      if (target !== undefined) onLink(path, target);
+    }
+  }
+}
+
+/** Where symlink `link` points, or undefined when it is gone or not a symlink. */
+function readLinkIfThere(link: string): string | undefined {
+  try {
+    return Deno.lstatSync(link).isSymlink ? readLinkAbsolute(link) : undefined;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return undefined;
+    throw e;
   }
 }
 

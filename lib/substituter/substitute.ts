@@ -211,6 +211,8 @@ export class Substituter {
     plan: SubstitutionPlan,
     visit: (path: string) => void,
   ): Promise<void> {
+    // Rooted before it is seen valid: a collection must not take a reference meanwhile.
+    await this.#store.addTempRoots([path]);
     if (this.#store.isValidPath(path)) {
       plan.graph.set(path, { kind: "substitute", dependencies: [], valid: true });
       return;

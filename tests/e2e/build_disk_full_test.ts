@@ -7,7 +7,7 @@
 import { join } from "node:path";
 import { assertEquals, assertStringIncludes } from "../_assert.ts";
 import { KilnStore } from "../_kiln.ts";
-import { removeTree } from "../../lib/store/mod.ts";
+import { pathExists, removeTree } from "../../lib/store/mod.ts";
 import { addAll, DrvSet } from "./_drv.ts";
 
 const NOTE = "note: build failure may have been caused by lack of free disk space";
@@ -100,5 +100,31 @@ Deno.test({
       const r = await store.run(["build", "--no-sandbox", fails.path]);
       assertEquals(r.code, 100, r.stderr);
       assertEquals(r.stderr.includes(NOTE), false, r.stderr);
+    }),
+});
+
+Deno.test({
+  name: "kiln build collects garbage when less than min-free is left, up to max-free",
+  ignore: !canMount,
+  fn: () =>
+    withTmpfs({ buildDirOnTmpfs: false }, async (store, set) => {
+      const first = set.add({ name: "first", script: "echo first > $out" });
+      const second = set.add({ name: "second", script: "echo second > $out" });
+      await addAll(store, set);
+      const file = join(store.root, "big");
+      Deno.writeFileSync(file, new Uint8Array(10 * 1024 * 1024));
+      const big = (await store.ok(["store", "add", file])).trim(); // 6 MiB left, rooted by none
+      // min-free is 0 by default: no collection.
+      const plain = await store.run(["build", "--no-sandbox", first.path]);
+      assertEquals([plain.code, plain.stdout], [0, `${first.outputs.out}\n`], plain.stderr);
+      assertEquals(plain.stderr.includes("auto-GC"), false, plain.stderr);
+      assertEquals(pathExists(big), true);
+
+      const limits = ["--option", "min-free", `${8 << 20}`, "--option", "max-free", `${12 << 20}`];
+      const r = await store.run(["build", "--no-sandbox", ...limits, second.path]);
+      assertEquals([r.code, r.stdout], [0, `${second.outputs.out}\n`], r.stderr);
+      assertStringIncludes(r.stderr, "running auto-GC to free ");
+      assertEquals(pathExists(big), false);
+      assertEquals(pathExists(second.path), true); // the run's derivation: a temporary root
     }),
 });

@@ -70,3 +70,35 @@ function pidOfTempRoots(stateDir: string): string {
   assertEquals(names.length, 1);
   return names[0];
 }
+
+Deno.test("kiln store gc keeps what a running process uses, unless gc-runtime-roots is false", () =>
+  withStore(async (store) => {
+    Deno.mkdirSync(`${store.root}/tree`);
+    Deno.writeTextFileSync(`${store.root}/tree/file`, "file\n");
+    const tree = (await store.ok(["store", "add", `${store.root}/tree`])).trim();
+    // A shell working in the dead path says it runs, then waits for a line on stdin.
+    const shell = new Deno.Command("/bin/sh", {
+      args: ["-c", "echo ready; read x"],
+      cwd: tree,
+      stdin: "piped",
+      stdout: "piped",
+    }).spawn();
+    const output = shell.stdout.getReader();
+    assertEquals(new TextDecoder().decode((await output.read()).value), "ready\n");
+
+    assertEquals(await store.ok(["store", "gc"]), "0 store paths deleted, 0.00 MiB freed\n");
+    assert(pathExists(tree));
+    const roots = lines(await store.ok(["store", "gc", "--print-roots"]));
+    assertEquals(roots, [`/proc/${shell.pid}/cwd -> ${tree}`]);
+    const off = ["--option", "gc-runtime-roots", "false"];
+    assertEquals(await store.ok(["store", "gc", "--print-roots", ...off]), "");
+    assertEquals(lines(await store.ok(["store", "gc", "--print-dead", ...off])), [tree]);
+    await store.ok(["store", "gc", ...off]);
+    assert(!pathExists(tree));
+
+    const input = shell.stdin.getWriter();
+    await input.write(new TextEncoder().encode("done\n"));
+    await input.close();
+    assertEquals((await output.read()).done, true);
+    assertEquals((await shell.status).code, 0);
+  }));

@@ -8,13 +8,13 @@ import {
   findDeadPaths,
   findLivePaths,
   findRoots,
+  findRuntimeRoots,
   type GcResult,
-  type LivenessOptions,
   LocalStore,
   readTempRoots,
 } from "../../store/mod.ts";
 import { parseCommandArgs, UsageError } from "../args.ts";
-import type { Config } from "../config.ts";
+import { gcLiveness } from "../build_settings.ts";
 import { printLines, printStderr } from "../command.ts";
 
 export const STORE_GC_USAGE = `  kiln store gc [--max-freed BYTES] [--dry-run]
@@ -28,8 +28,10 @@ export const STORE_GC_USAGE = `  kiln store gc [--max-freed BYTES] [--dry-run]
   kiln store add-root LINK PATH
       make LINK a symlink to PATH, registered as a root under <state dir>/gcroots/auto
 Roots are symlinks under <state dir>/gcroots and <state dir>/profiles, followed once through a
-symlink outside the store; 'kiln build -o LINK' registers its out-links. The settings
-keep-outputs and keep-derivations keep their Nix meaning.`;
+symlink outside the store; 'kiln build -o LINK' registers its out-links. The store paths running
+processes use (their executable, working directory, open and mapped files, environment, read
+from /proc) are roots too ('/proc/PID/cwd -> PATH'), unless gc-runtime-roots = false. The
+settings keep-outputs and keep-derivations keep their Nix meaning.`;
 
 export async function gcCommand(args: string[]): Promise<number> {
   const { values, positionals, config } = parseCommandArgs(args, {
@@ -47,9 +49,10 @@ export async function gcCommand(args: string[]): Promise<number> {
   const conf = config();
   const store = LocalStore.open(conf);
   try {
-    const liveness = livenessOf(conf);
+    const liveness = gcLiveness(conf.settings);
     if (print[0] === "print-roots") {
-      const lines = [...findRoots(store)].flatMap(([path, links]) =>
+      const runtime = liveness.runtimeRoots ? [...findRuntimeRoots(store)] : [];
+      const lines = [...findRoots(store), ...runtime].flatMap(([path, links]) =>
         links.map((link) => `${link} -> ${path}`)
       );
       for (const [path, pids] of readTempRoots(store.stateDir)) {
@@ -80,7 +83,7 @@ export async function deleteCommand(args: string[]): Promise<number> {
     for (const path of positionals) parseStorePath(store.storeDir, path);
     printFreed(
       await deletePaths(store, positionals, {
-        ...livenessOf(conf),
+        ...gcLiveness(conf.settings),
         ignoreLiveness: values["ignore-liveness"],
         onDelete: announce,
       }),
@@ -91,25 +94,18 @@ export async function deleteCommand(args: string[]): Promise<number> {
   }
 }
 
-export function addRootCommand(args: string[]): number {
+export async function addRootCommand(args: string[]): Promise<number> {
   const { positionals, config } = parseCommandArgs(args, {});
   if (positionals.length !== 2) throw new UsageError("kiln store add-root needs LINK and PATH");
   const store = LocalStore.open(config());
   try {
     parseStorePath(store.storeDir, positionals[1]);
-    addPermRoot(store, positionals[0], positionals[1]);
+    await addPermRoot(store, positionals[0], positionals[1]);
     printLines([positionals[0]]);
     return 0;
   } finally {
     store.close();
   }
-}
-
-function livenessOf(config: Config): LivenessOptions {
-  return {
-    keepOutputs: config.settings.getBool("keep-outputs"),
-    keepDerivations: config.settings.getBool("keep-derivations"),
-  };
 }
 
 function announce(path: string): void {

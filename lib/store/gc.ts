@@ -14,6 +14,25 @@ import { findRoots } from "./roots.ts";
 import { findRuntimeRoots } from "./runtime_roots.ts";
 import { lockGc, readTempRoots } from "./temp_roots.ts";
 
+/**
+ * Every root as `[link, path]`, as `nix-store --gc --print-roots` lists them: links under the
+ * state dir, running processes' paths (`/proc/PID/...`, unless `runtimeRoots` is false) and
+ * temporary roots (`{temp:PID}`); sorted.
+ */
+export function listRoots(
+  store: LocalStore,
+  options: Pick<LivenessOptions, "runtimeRoots"> = {},
+): [string, string][] {
+  const runtime = options.runtimeRoots ?? true ? [...findRuntimeRoots(store)] : [];
+  const roots: [string, string][] = [...findRoots(store), ...runtime].flatMap(([path, links]) =>
+    links.map((link): [string, string] => [link, path])
+  );
+  for (const [path, pids] of readTempRoots(store.stateDir)) {
+    roots.push(...pids.map((pid): [string, string] => [`{temp:${pid}}`, path]));
+  }
+  return roots.sort(([a, p], [b, q]) => a < b ? -1 : a > b ? 1 : p < q ? -1 : p > q ? 1 : 0);
+}
+
 /** What keeps paths alive besides the roots under the state dir. */
 export interface LivenessOptions {
   /** Keep the outputs of live derivations (default false, as Nix). */

@@ -7,11 +7,9 @@ import {
   deletePaths,
   findDeadPaths,
   findLivePaths,
-  findRoots,
-  findRuntimeRoots,
   type GcResult,
+  listRoots,
   LocalStore,
-  readTempRoots,
 } from "../../store/mod.ts";
 import { parseCommandArgs, UsageError } from "../args.ts";
 import { gcLiveness } from "../build_settings.ts";
@@ -51,14 +49,7 @@ export async function gcCommand(args: string[]): Promise<number> {
   try {
     const liveness = gcLiveness(conf.settings);
     if (print[0] === "print-roots") {
-      const runtime = liveness.runtimeRoots ? [...findRuntimeRoots(store)] : [];
-      const lines = [...findRoots(store), ...runtime].flatMap(([path, links]) =>
-        links.map((link) => `${link} -> ${path}`)
-      );
-      for (const [path, pids] of readTempRoots(store.stateDir)) {
-        lines.push(...pids.map((pid) => `{temp:${pid}} -> ${path}`));
-      }
-      printLines(lines.sort());
+      printLines(listRoots(store, liveness).map(([link, path]) => `${link} -> ${path}`));
     } else if (print[0] === "print-live") {
       printLines(findLivePaths(store, liveness));
     } else if (print[0] === "print-dead" || values["dry-run"]) {

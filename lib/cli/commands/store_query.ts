@@ -4,6 +4,8 @@ import { parseStorePath } from "../../hashing/mod.ts";
 import {
   computeFsClosure,
   computeRequisites,
+  listRoots,
+  type LivenessOptions,
   LocalStore,
   type PathInfo,
   renderDotGraph,
@@ -12,6 +14,7 @@ import {
   topoSortPaths,
 } from "../../store/mod.ts";
 import { parseCommandArgs, UsageError } from "../args.ts";
+import { gcLiveness } from "../build_settings.ts";
 import { printLines } from "../command.ts";
 import { unreachable } from "../../sys/mod.ts";
 
@@ -20,7 +23,7 @@ export const STORE_QUERY_USAGE = `  kiln store query QUERY [--use-output|-u] PAT
       as 'nix-store --query': QUERY is one of --outputs (the default), --references,
       --referrers, --requisites|-R [--include-outputs], --referrers-closure, --deriver|-d,
       --valid-derivers, --tree, --graph (DOT), --graphml, --hash, --size, --closure-size (the
-      NAR sizes of a path's closure added up), --roots (not yet: kiln has no GC roots);
+      NAR sizes of a path's closure added up), --roots (the roots that keep a path alive);
       -u applies it to a derivation's outputs instead of the .drv`;
 
 const QUERIES = [
@@ -57,23 +60,52 @@ export function queryPaths(args: string[]): number {
     throw new UsageError(`Query type '--${chosen[1]}' conflicts with '--${chosen[0]}'`);
   }
   const query: Query = chosen[0] ?? "outputs";
-  if (query === "roots") {
-    throw new UsageError(
-      "kiln store query --roots needs garbage collector roots, which kiln has not",
-    );
-  }
   if (positionals.length === 0) throw new UsageError("kiln store query needs at least one PATH");
-  const store = LocalStore.open(config());
+  const conf = config();
+  const store = LocalStore.open(conf);
   try {
     for (const path of positionals) parseStorePath(store.storeDir, path);
-    printLines(runQuery(store, query, positionals, {
+    const options = {
       useOutput: flags["use-output"] === true,
       includeOutputs: flags["include-outputs"] === true,
-    }));
+    };
+    printLines(
+      query === "roots"
+        ? rootsOf(store, positionals, { ...options, ...gcLiveness(conf.settings) })
+        : runQuery(store, query, positionals, options),
+    );
     return 0;
   } finally {
     store.close();
   }
+}
+
+/**
+ * `--roots`, as Nix 2.8's: the roots (`LINK -> PATH`) whose path is in the referrers' closure of
+ * the arguments, that closure taken as the collector takes it (`keep-outputs`: a path's valid
+ * derivers; `keep-derivations`: a derivation's valid outputs).
+ */
+function rootsOf(
+  store: LocalStore,
+  args: string[],
+  options: { useOutput: boolean } & LivenessOptions,
+): string[] {
+  const starts = args.flatMap((a) =>
+    options.useOutput && a.endsWith(".drv") ? outputsOf(store, a) : [a]
+  );
+  const keeping = computeFsClosure(starts, (path) => [
+    ...store.queryReferrers(path).filter((r) => r !== path),
+    ...(options.keepOutputs ? store.queryValidDerivers(path) : []),
+    ...(options.keepDerivations !== false && path.endsWith(".drv")
+      ? outputsOf(store, path).filter((p) => store.isValidPath(p))
+      : []),
+  ]);
+  return listRoots(store, options).filter(([, path]) => keeping.has(path))
+    .map(([link, path]) => `${link} -> ${path}`);
+}
+
+function outputsOf(store: LocalStore, drv: string): string[] {
+  return [...store.queryDerivationOutputs(drv).values()].sort();
 }
 
 function runQuery(
@@ -88,10 +120,9 @@ function runQuery(
     return found;
   };
   const references = (path: string) => info(path).references;
-  const outputsOf = (drv: string) => [...store.queryDerivationOutputs(drv).values()].sort();
   // Nix's maybeUseOutputs: a derivation stands for its outputs when asked to.
   const targets = (path: string, useOutput = options.useOutput) =>
-    useOutput && path.endsWith(".drv") ? outputsOf(path) : [path];
+    useOutput && path.endsWith(".drv") ? outputsOf(store, path) : [path];
   const allTargets = () => args.flatMap((a) => targets(a));
   const dependenciesFirst = (paths: Iterable<string>) => topoSortPaths(paths, references).reverse();
   switch (query) {
@@ -107,7 +138,7 @@ function runQuery(
           allTargets(),
           references,
           options.includeOutputs
-            ? (drv) => outputsOf(drv).filter((p) => store.isValidPath(p))
+            ? (drv) => outputsOf(store, drv).filter((p) => store.isValidPath(p))
             : undefined,
         ),
       );

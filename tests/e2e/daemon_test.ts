@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
 import { nixAvailable } from "../_nix.ts";
 import { makeFifo, openFifo, readUntil } from "../_process.ts";
-import { type DaemonFixture, withDaemon } from "./_daemon.ts";
+import { type DaemonFixture, instantiate, withDaemon } from "./_daemon.ts";
 
 function daemonTest(
   name: string,
@@ -18,17 +18,6 @@ const TWO = `let
     args = [ "-c" "echo building-a; echo a-contents > $out" ]; };
 in derivation { name = "b"; system = builtins.currentSystem; builder = "/bin/sh";
   args = [ "-c" "echo building-b; read line < \${a}; echo \\"$line \${a}\\" > $out" ]; }`;
-
-/** nix-instantiate of a derivation named `name` running `sh -c script`; returns its `.drv`. */
-async function instantiate(d: DaemonFixture, name: string, script: string): Promise<string> {
-  const expr = join(d.store.root, `${name}.nix`);
-  Deno.writeTextFileSync(
-    expr,
-    `derivation { name = "${name}"; system = builtins.currentSystem; builder = "/bin/sh";
-      args = [ "-c" "${script}" ]; }`,
-  );
-  return (await d.nixOk("nix-instantiate", [expr])).trim();
-}
 
 daemonTest("kiln daemon: nix-store --add, queries and --dump through the socket", async (d) => {
   const file = join(d.store.root, "hello.txt");

@@ -1,7 +1,7 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
 import { nixAvailable } from "../_nix.ts";
-import { makeFifo, openFifo, readUntil } from "../_process.ts";
+import { lockWaiters, makeFifo, openFifo, readUntil, waitFor } from "../_process.ts";
 import { type DaemonFixture, instantiate, withDaemon } from "./_daemon.ts";
 
 function daemonTest(
@@ -124,3 +124,44 @@ daemonTest("kiln daemon: a client killed during its build cancels the build", as
     outPath,
   );
 }, "sandbox = false\n");
+
+daemonTest(
+  "kiln daemon: two clients asking for one derivation at once get one build",
+  async (d) => {
+    const dir = join(d.store.root, "host");
+    Deno.mkdirSync(dir);
+    const counter = join(dir, "counter");
+    const release = join(dir, "release");
+    makeFifo(release);
+    const drv = await instantiate(
+      d,
+      "shared",
+      `echo run >> ${counter}; read line < ${release}; echo shared > $out`,
+    );
+    const clients = [1, 2].map(() => d.nix("nix-store", ["--realise", drv]));
+    // One builder runs (it has counted itself) and the other client's build waits for its lock.
+    const locks = join(d.store.env.KILN_STATE_DIR, "locks");
+    await waitFor("the second build to wait", () => {
+      const counted = readOrEmpty(counter);
+      return counted !== "" && lockWaiters(locks) === 1;
+    });
+    const writer = await openFifo(release, "write", Promise.race(clients));
+    await writer.write(new TextEncoder().encode("go\n"));
+    writer.close();
+    const [a, b] = await Promise.all(clients);
+    assertEquals(a.code, 0, a.stderr);
+    assertEquals(b.code, 0, b.stderr);
+    assertEquals(a.stdout, b.stdout);
+    assertEquals(Deno.readTextFileSync(a.stdout.trim()), "shared\n");
+    assertEquals(Deno.readTextFileSync(counter), "run\n");
+  },
+  "sandbox = false\n",
+);
+
+function readOrEmpty(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return "";
+  }
+}

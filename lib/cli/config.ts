@@ -32,6 +32,13 @@ export const SETTINGS: readonly SettingSpec[] = [
   { name: "trusted-public-keys", default: "", description: "keys accepted on narinfo files" },
   { name: "require-sigs", default: "true", description: "reject unsigned substitutes" },
   { name: "secret-key-files", default: "", description: "keys that sign what kiln adds" },
+  { name: "trusted-users", default: "root", description: "daemon clients trusted as the daemon" },
+  { name: "allowed-users", default: "*", description: "users who may connect to the daemon" },
+  {
+    name: "trusted-substituters",
+    default: "",
+    description: "caches untrusted daemon clients may use",
+  },
   { name: "fallback", default: "false", description: "build when substitution fails" },
   { name: "connect-timeout", default: "5", description: "seconds before a cache is skipped" },
   {

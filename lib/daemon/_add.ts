@@ -15,6 +15,12 @@ import {
   WorkerOp,
   writeValidPathInfo,
 } from "../protocol/mod.ts";
+import {
+  fingerprintPath,
+  type NarInfo,
+  provesItself,
+  verifySignatures,
+} from "../substituter/mod.ts";
 import type { FramedData } from "./_channel.ts";
 import { wirePathInfo } from "./_queries.ts";
 import { type OpHandler, type Session, SessionError } from "./_session.ts";
@@ -87,12 +93,16 @@ const addToStore: OpHandler = async (session) => {
   session.finish((w) => writeValidPathInfo(w, { path, ...wirePathInfo(info) }, session.wire));
 };
 
-/** Every client is trusted in this first slice: signatures are not checked. */
+/**
+ * Adds a path from its NAR. From an untrusted client, as in Nix, the path must carry a signature
+ * by a key in `trusted-public-keys` unless its CA field proves it (the client's dontCheckSigs is
+ * ignored), and it may not repair.
+ */
 const addToStoreNar: OpHandler = async (session) => {
   if (protocolMinor(session.wire.version) < 23) {
     throw new SessionError("AddToStoreNar before protocol 1.23 is not supported by kiln's daemon");
   }
-  const { info: wire } = await session.incoming.read((r) =>
+  const { info: wire, repair } = await session.incoming.read((r) =>
     readAddToStoreNarRequest(r, session.wire)
   );
   const info: PathInfo = {
@@ -106,6 +116,17 @@ const addToStoreNar: OpHandler = async (session) => {
   };
   if (wire.deriver !== undefined) info.deriver = wire.deriver;
   if (wire.ca !== undefined) info.ca = printContentAddress(wire.ca);
+  if (!session.trusted) {
+    const refused = repair
+      ? "repairing is not allowed because you are not in 'trusted-users'"
+      : session.options.requireSigs && !signedOrProven(session, info)
+      ? `cannot add path '${info.path}' because it lacks a signature by a trusted key`
+      : undefined;
+    if (refused !== undefined) {
+      await session.incoming.framed().drain();
+      throw new Error(refused);
+    }
+  }
   const data = session.incoming.framed();
   try {
     await session.store.addToStore(info, data);
@@ -114,6 +135,26 @@ const addToStoreNar: OpHandler = async (session) => {
   }
   session.finish();
 };
+
+/** Whether `info` proves itself by its CA field or is signed by a key the daemon trusts. */
+function signedOrProven(session: Session, info: PathInfo): boolean {
+  const narInfo: NarInfo = {
+    storePath: info.path,
+    url: "",
+    compression: "none",
+    narHash: info.narHash,
+    narSize: info.narSize,
+    references: info.references,
+    sigs: info.signatures,
+  };
+  if (info.ca !== undefined) narInfo.ca = info.ca;
+  return provesItself(session.store.storeDir, narInfo) ||
+    verifySignatures(
+      fingerprintPath(info.path, narInfo),
+      info.signatures,
+      session.options.trustedKeys,
+    );
+}
 
 export const ADD_HANDLERS: ReadonlyMap<number, OpHandler> = new Map([
   [WorkerOp.AddTextToStore, addTextToStore],

@@ -91,6 +91,11 @@ function readBuildRequest(session: Session, withMode: boolean) {
     const paths = r.readList((r) => readDerivedPath(r, session.wire), "derived paths");
     const mode: BuildMode = withMode ? readBuildMode(r) : "normal";
     return { paths, mode };
+  }).then((request) => {
+    if (request.mode === "repair" && !session.trusted) {
+      throw new Error("repairing is not allowed because you are not in 'trusted-users'");
+    }
+    return request;
   });
 }
 

@@ -132,13 +132,56 @@ const addTempRoot: OpHandler = async (session) => {
 /** Valid paths only: the daemon does not substitute yet. */
 const ensurePath = onValidPath(() => (w) => w.writeInt(1));
 
-/** Every client is trusted in this slice: each setting kiln knows is applied to its builds. */
+/**
+ * A trusted client's settings all apply to its builds; an untrusted one's only those Nix 2.8's
+ * daemon lets anyone set, and substituters only among the trusted ones: the rest are ignored
+ * with Nix's warning.
+ */
 const setOptions: OpHandler = async (session) => {
   const settings = await session.incoming.read((r) => readClientSettings(r, session.wire.version));
-  session.realise = session.options.realise(settings.overrides);
-  session.settings = settings;
+  const overrides = session.trusted
+    ? settings.overrides
+    : restrictOverrides(session, settings.overrides);
+  session.realise = session.options.realise(overrides);
+  session.settings = { ...settings, overrides };
   session.finish();
 };
+
+/** The settings nix-daemon 2.8 takes from any client. */
+const UNRESTRICTED = new Set([
+  "timeout",
+  "build-timeout",
+  "repeat",
+  "build-repeat",
+  "connect-timeout",
+]);
+
+function restrictOverrides(
+  session: Session,
+  overrides: ReadonlyMap<string, string>,
+): Map<string, string> {
+  const kept = new Map<string, string>();
+  const warn = (text: string) => session.out.stderr({ type: "next", text: `warning: ${text}\n` });
+  for (const [name, value] of overrides) {
+    if (name === "experimental-features" || name === "ssh-auth-sock") continue; // as Nix: unused
+    if (UNRESTRICTED.has(name) || (name === "builders" && value === "")) {
+      kept.set(name, value);
+    } else if (name === "substituters" || name === "extra-substituters") {
+      const trusted = session.options.trustedSubstituters;
+      const subs = value.split(/\s+/).filter((s) => s !== "").filter((s) => {
+        if (trusted.has(s)) return true;
+        warn(`ignoring untrusted substituter '${s}'`);
+        return false;
+      });
+      kept.set(name, subs.join(" "));
+    } else {
+      warn(
+        `ignoring the client-specified setting '${name}', because it is a restricted setting and you are not a trusted user`,
+      );
+    }
+  }
+  return kept;
+}
 
 export const QUERY_HANDLERS: ReadonlyMap<number, OpHandler> = new Map([
   [WorkerOp.IsValidPath, isValidPath],

@@ -7,6 +7,7 @@
 
 import type { RealiseOptions } from "../scheduler/mod.ts";
 import type { LocalStore } from "../store/mod.ts";
+import type { PublicKey } from "../substituter/mod.ts";
 import {
   type ClientSettings,
   encodeHello,
@@ -44,6 +45,12 @@ export interface DaemonOptions {
   realise(overrides: ReadonlyMap<string, string>): RealiseBase;
   /** The version string a client is told (>= 1.33). */
   daemonVersion: string;
+  /** `trusted-public-keys`: what an untrusted client's input-addressed paths are signed by. */
+  trustedKeys: readonly PublicKey[];
+  /** `require-sigs`: whether an untrusted client's input-addressed paths need a signature. */
+  requireSigs: boolean;
+  /** The substituters an untrusted client may ask for: `trusted-substituters` and the daemon's. */
+  trustedSubstituters: ReadonlySet<string>;
   /** Aborting it cancels the connection's builds (daemon shutdown). */
   signal?: AbortSignal;
 }
@@ -55,6 +62,8 @@ export interface Session {
   readonly incoming: Incoming;
   readonly out: Outgoing;
   readonly wire: WireContext;
+  /** Whether the client is a trusted user (it may set any setting, add unsigned paths, repair). */
+  readonly trusted: boolean;
   /** The client's settings, once it has sent SetOptions. */
   settings?: ClientSettings;
   /** How its builds run, with the settings it overrides, once it has sent SetOptions. */
@@ -66,10 +75,11 @@ export interface Session {
 /** Serves one operation: reads its request, does it, then calls `finish`. */
 export type OpHandler = (session: Session) => Promise<void>;
 
-/** A byte stream each way. */
+/** A byte stream each way, and whether the client at the other end is trusted. */
 export interface Connection {
   readable: ReadableStream<Uint8Array>;
   writable: WritableStream<Uint8Array>;
+  trusted: boolean;
 }
 
 /** Why a connection ended early (the handshake failed, an op is unknown or malformed). */
@@ -99,11 +109,14 @@ export async function serveConnection(
     version = negotiateVersion(WORKER_PROTOCOL_VERSION, theirs, DAEMON_MIN_VERSION);
     await incoming.read((r) => readClientObsoleteFields(r, version));
     out.reply((w) =>
-      writeClientHandshakeInfo(w, { daemonNixVersion: options.daemonVersion }, version)
+      writeClientHandshakeInfo(w, {
+        daemonNixVersion: options.daemonVersion,
+        remoteTrustsUs: connection.trusted, // sent from 1.35 on
+      }, version)
     );
     out.stderr({ type: "last" });
     await out.flush();
-    await serveOps(incoming, out, options, version, handlers);
+    await serveOps(incoming, out, { options, version, handlers, trusted: connection.trusted });
   } finally {
     await incoming.close();
     await out.close();
@@ -113,9 +126,12 @@ export async function serveConnection(
 async function serveOps(
   incoming: Incoming,
   out: Outgoing,
-  options: DaemonOptions,
-  version: number,
-  handlers: ReadonlyMap<number, OpHandler>,
+  { options, version, handlers, trusted }: {
+    options: DaemonOptions;
+    version: number;
+    handlers: ReadonlyMap<number, OpHandler>;
+    trusted: boolean;
+  },
 ): Promise<void> {
   let finished = false;
   const session: Session = {
@@ -124,6 +140,7 @@ async function serveOps(
     incoming,
     out,
     wire: { storeDir: options.store.storeDir, version },
+    trusted,
     finish(reply) {
       finished = true;
       out.stderr({ type: "last" });

@@ -1,6 +1,7 @@
 /**
  * kiln's daemon: Nix's worker protocol served over a connection (a Unix socket's, or stdin and
- * stdout), a thin session over the store and `realise()`. Every client is trusted in this slice.
+ * stdout), a thin session over the store and `realise()`, with nix-daemon's trust: who may
+ * connect and who is trusted, from the peer's uid as the kernel gives it.
  */
 
 import { ADD_HANDLERS } from "./_add.ts";
@@ -15,6 +16,18 @@ export {
   type RealiseBase,
   SessionError,
 } from "./_session.ts";
+
+export {
+  type Accounts,
+  decideTrust,
+  matchUser,
+  namePeer,
+  type Peer,
+  systemAccounts,
+  type TrustDecision,
+  type TrustSettings,
+} from "./_trust.ts";
+export { type PeerCredentials, type UnixClient, UnixListener } from "./_unix_socket.ts";
 
 const HANDLERS = new Map([...QUERY_HANDLERS, ...ADD_HANDLERS, ...BUILD_HANDLERS]);
 

@@ -1,7 +1,8 @@
 /**
  * The libc functions kiln calls directly: the store's (the file walker's I/O, path locks, the
  * hashing thread's reads) and the sandbox's (builders started through `posix_spawn`, their pipes
- * and exit statuses). The project's one `Deno.dlopen` of libc, loaded once per thread where Deno
+ * and exit statuses) and the daemon's (a Unix socket whose clients' credentials the kernel
+ * tells). The project's one `Deno.dlopen` of libc, loaded once per thread where Deno
  * may load it (on Linux with FFI allowed) and only when first used. Callers fall back to Deno's
  * ops where {@link loadLibc} returns undefined.
  */
@@ -57,6 +58,20 @@ const SYMBOLS = {
   /** waitpid on this thread: for a child known to have exited (a hop to a thread costs more). */
   reap: { name: "waitpid", parameters: ["i32", "buffer", "i32"], result: "i32" },
   waitid: { parameters: ["i32", "u32", "buffer", "i32"], result: "i32", nonblocking: true },
+  socket: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  bind: { parameters: ["i32", "buffer", "u32"], result: "i32" },
+  listen: { parameters: ["i32", "i32"], result: "i32" },
+  /** On a thread of its own: waits for a client (`shutdown` of the socket ends the wait). */
+  accept4: { parameters: ["i32", "pointer", "pointer", "i32"], result: "i32", nonblocking: true },
+  getsockopt: { parameters: ["i32", "i32", "i32", "buffer", "buffer"], result: "i32" },
+  shutdown: { parameters: ["i32", "i32"], result: "i32" },
+  /** On a thread of its own: `send` to a socket that may have to drain first. */
+  sendWait: {
+    name: "send",
+    parameters: ["i32", "buffer", "usize", "i32"],
+    result: "isize",
+    nonblocking: true,
+  },
 } as const;
 
 /** `statx`'s "relative to the working directory" and "do not follow a last symlink". */

@@ -17,6 +17,8 @@ export interface DaemonFixture {
   nixOk(cmd: string, args: string[], stdin?: string): Promise<string>;
   /** What the daemon printed on stderr so far. */
   log(): string;
+  /** Resolves once the daemon has printed `text` on stderr; rejects if it stops first. */
+  logged(text: string): Promise<void>;
 }
 
 /**
@@ -34,12 +36,15 @@ export async function withDaemon(
   const child = store.spawn(["daemon", "--socket", socket]);
   let log = "";
   const listening = Promise.withResolvers<boolean>();
+  const waiters = new Set<{ text: string; resolve: () => void; reject: (e: Error) => void }>();
   const drained = (async () => {
     for await (const text of child.stderr.pipeThrough(new TextDecoderStream())) {
       log += text;
       if (log.includes("listening on unix socket")) listening.resolve(true);
+      for (const w of waiters) if (log.includes(w.text)) w.resolve();
     }
     listening.resolve(false); // stderr ended first: the daemon did not start
+    for (const w of waiters) w.reject(new Error(`kiln daemon never printed '${w.text}': ${log}`));
   })();
   const env = {
     NIX_REMOTE: `unix://${socket}`,
@@ -68,6 +73,19 @@ export async function withDaemon(
         return r.stdout;
       },
       log: () => log,
+      logged(text) {
+        const { promise, resolve, reject } = Promise.withResolvers<void>();
+        const waiter = { text, resolve, reject };
+        waiters.add(waiter);
+        if (log.includes(text)) resolve();
+        // A limit no loaded machine comes near, so that a missing line fails instead of hanging.
+        const limit = AbortSignal.timeout(30_000);
+        limit.onabort = () => reject(new Error(`kiln daemon did not print '${text}' in 30 s`));
+        return promise.finally(() => {
+          limit.onabort = null;
+          waiters.delete(waiter);
+        });
+      },
     });
   } finally {
     child.kill("SIGTERM");
@@ -78,4 +96,15 @@ export async function withDaemon(
   }
   if (status.code !== 0) throw new Error(`kiln daemon exited with ${status.code}: ${log}`);
   if (socketLeft) throw new Error("kiln daemon left its socket behind");
+}
+
+/** nix-instantiate of a derivation named `name` running `sh -c script`; returns its `.drv`. */
+export async function instantiate(d: DaemonFixture, name: string, script: string): Promise<string> {
+  const expr = join(d.store.root, `${name}.nix`);
+  Deno.writeTextFileSync(
+    expr,
+    `derivation { name = "${name}"; system = builtins.currentSystem; builder = "/bin/sh";
+      args = [ "-c" "${script}" ]; }`,
+  );
+  return (await d.nixOk("nix-instantiate", [expr])).trim();
 }

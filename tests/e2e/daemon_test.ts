@@ -1,8 +1,8 @@
 import { join } from "node:path";
 import { assert, assertEquals, assertStringIncludes } from "../_assert.ts";
 import { nixAvailable } from "../_nix.ts";
-import { makeFifo, openFifo, readUntil } from "../_process.ts";
-import { type DaemonFixture, withDaemon } from "./_daemon.ts";
+import { lockWaiters, makeFifo, openFifo, readUntil, waitFor } from "../_process.ts";
+import { type DaemonFixture, instantiate, withDaemon } from "./_daemon.ts";
 
 function daemonTest(
   name: string,
@@ -18,17 +18,6 @@ const TWO = `let
     args = [ "-c" "echo building-a; echo a-contents > $out" ]; };
 in derivation { name = "b"; system = builtins.currentSystem; builder = "/bin/sh";
   args = [ "-c" "echo building-b; read line < \${a}; echo \\"$line \${a}\\" > $out" ]; }`;
-
-/** nix-instantiate of a derivation named `name` running `sh -c script`; returns its `.drv`. */
-async function instantiate(d: DaemonFixture, name: string, script: string): Promise<string> {
-  const expr = join(d.store.root, `${name}.nix`);
-  Deno.writeTextFileSync(
-    expr,
-    `derivation { name = "${name}"; system = builtins.currentSystem; builder = "/bin/sh";
-      args = [ "-c" "${script}" ]; }`,
-  );
-  return (await d.nixOk("nix-instantiate", [expr])).trim();
-}
 
 daemonTest("kiln daemon: nix-store --add, queries and --dump through the socket", async (d) => {
   const file = join(d.store.root, "hello.txt");
@@ -135,3 +124,44 @@ daemonTest("kiln daemon: a client killed during its build cancels the build", as
     outPath,
   );
 }, "sandbox = false\n");
+
+daemonTest(
+  "kiln daemon: two clients asking for one derivation at once get one build",
+  async (d) => {
+    const dir = join(d.store.root, "host");
+    Deno.mkdirSync(dir);
+    const counter = join(dir, "counter");
+    const release = join(dir, "release");
+    makeFifo(release);
+    const drv = await instantiate(
+      d,
+      "shared",
+      `echo run >> ${counter}; read line < ${release}; echo shared > $out`,
+    );
+    const clients = [1, 2].map(() => d.nix("nix-store", ["--realise", drv]));
+    // One builder runs (it has counted itself) and the other client's build waits for its lock.
+    const locks = join(d.store.env.KILN_STATE_DIR, "locks");
+    await waitFor("the second build to wait", () => {
+      const counted = readOrEmpty(counter);
+      return counted !== "" && lockWaiters(locks) === 1;
+    });
+    const writer = await openFifo(release, "write", Promise.race(clients));
+    await writer.write(new TextEncoder().encode("go\n"));
+    writer.close();
+    const [a, b] = await Promise.all(clients);
+    assertEquals(a.code, 0, a.stderr);
+    assertEquals(b.code, 0, b.stderr);
+    assertEquals(a.stdout, b.stdout);
+    assertEquals(Deno.readTextFileSync(a.stdout.trim()), "shared\n");
+    assertEquals(Deno.readTextFileSync(counter), "run\n");
+  },
+  "sandbox = false\n",
+);
+
+function readOrEmpty(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return "";
+  }
+}

@@ -1,12 +1,22 @@
 /** `kiln daemon`: Nix's worker protocol on a Unix socket, or on stdin and stdout. */
 
 import { join } from "node:path";
-import { type DaemonOptions, serveConnection } from "../../daemon/mod.ts";
+import {
+  type DaemonOptions,
+  decideTrust,
+  namePeer,
+  serveConnection,
+  systemAccounts,
+  type TrustSettings,
+  type UnixClient,
+  UnixListener,
+} from "../../daemon/mod.ts";
 import { LocalStore } from "../../store/mod.ts";
 import { parseCommandArgs, UsageError } from "../args.ts";
 import { type Command, printStderr } from "../command.ts";
 import { type Config, SETTINGS, Settings } from "../config.ts";
 import { realiseOptions } from "../build_settings.ts";
+import { readTrustedKeys } from "../substituters.ts";
 
 const USAGE = `Usage:
   kiln daemon [--socket PATH]
@@ -17,7 +27,9 @@ const USAGE = `Usage:
   kiln daemon --stdio [--store URI]
       serve one client on stdin and stdout (what ssh-ng:// runs). URI is local?store=DIR&root=DIR
       (&state=DIR): the logical store dir, the store root and the state dir.
-Every client is trusted: there are no trusted-users or allowed-users checks yet.`;
+A socket client is trusted if its user (the kernel's word: SO_PEERCRED) matches trusted-users
+(default root), refused unless it matches allowed-users (default *); names, @group and * as in
+Nix. The --stdio client is the user running kiln.`;
 
 const OPTIONS = {
   socket: { type: "string" },
@@ -45,10 +57,20 @@ export const daemonCommand: Command = {
     const stop = new AbortController();
     const options = daemonOptions(store, config, stop.signal);
     options.realise(new Map()); // a bad setting of the daemon's own is an error at its start
+    const trust: TrustSettings = {
+      trustedUsers: config.settings.getList("trusted-users"),
+      allowedUsers: config.settings.getList("allowed-users"),
+    };
     try {
       if (values.stdio) {
+        const decision = decideTrust(accounts, namePeer(accounts, Deno.uid()!, Deno.gid()!), trust);
+        if (!decision.allowed) throw new Error(decision.error);
         await serveConnection(
-          { readable: Deno.stdin.readable, writable: Deno.stdout.writable },
+          {
+            readable: Deno.stdin.readable,
+            writable: Deno.stdout.writable,
+            trusted: decision.trusted,
+          },
           options,
         );
         return 0;
@@ -61,7 +83,7 @@ export const daemonCommand: Command = {
           }', not at '${config.storeDir}': clients on this machine cannot read its paths`,
         );
       }
-      await serveSocket(path, options, stop);
+      await serveSocket(path, { options, stop, trust });
       return 0;
     } finally {
       store.close();
@@ -89,6 +111,12 @@ function daemonOptions(store: LocalStore, config: Config, signal: AbortSignal): 
     store,
     daemonVersion: VERSION,
     signal,
+    trustedKeys: readTrustedKeys(config),
+    requireSigs: config.settings.getBool("require-sigs"),
+    trustedSubstituters: new Set([
+      ...config.settings.getList("trusted-substituters"),
+      ...config.settings.getList("substituters"),
+    ]),
     realise(overrides) {
       const settings = new Settings();
       for (const { name } of SETTINGS) settings.set(name, config.settings.get(name));
@@ -102,12 +130,18 @@ function daemonOptions(store: LocalStore, config: Config, signal: AbortSignal): 
 /**
  * Accepts clients on a Unix socket until SIGINT or SIGTERM; then stops accepting, removes the
  * socket, cancels running builds, closes the connections and waits for their sessions to end.
+ * The socket is 0666 in a directory made as nix-daemon makes it: who may connect is decided per
+ * client from its credentials.
  */
-async function serveSocket(path: string, options: DaemonOptions, stop: AbortController) {
+async function serveSocket(
+  path: string,
+  { options, stop, trust }: { options: DaemonOptions; stop: AbortController; trust: TrustSettings },
+) {
   Deno.mkdirSync(join(path, ".."), { recursive: true });
   removeSocket(path); // one left by a daemon that did not stop cleanly
-  const listener = Deno.listen({ transport: "unix", path });
-  const connections = new Set<Deno.UnixConn>();
+  const listener = UnixListener.listen(path);
+  Deno.chmodSync(path, 0o666);
+  const clients = new Set<UnixClient>();
   const sessions = new Set<Promise<void>>();
   const onSignal = () => {
     if (stop.signal.aborted) return;
@@ -118,24 +152,42 @@ async function serveSocket(path: string, options: DaemonOptions, stop: AbortCont
   for (const s of signals) Deno.addSignalListener(s, onSignal);
   printStderr(`listening on unix socket ${path}`);
   try {
-    for await (const conn of listener) {
-      connections.add(conn);
-      const session = serveConnection(conn, options)
+    for (let client = await listener.accept(); client; client = await listener.accept()) {
+      const conn = client;
+      clients.add(conn);
+      const session = serveClient(conn, options, trust)
         .catch((e) => printStderr(`kiln daemon: connection closed: ${describe(e)}`))
         .finally(() => {
-          connections.delete(conn);
+          clients.delete(conn);
           sessions.delete(session);
         });
       sessions.add(session);
     }
-  } catch (e) {
-    if (!stop.signal.aborted) throw e;
   } finally {
+    listener.close();
     for (const s of signals) Deno.removeSignalListener(s, onSignal);
-    removeSocket(path); // closing the listener may have removed it already
-    for (const conn of connections) closeQuietly(conn);
+    removeSocket(path);
+    for (const client of clients) client.shutdown();
     await Promise.all(sessions);
   }
+}
+
+const accounts = systemAccounts();
+
+/** Serves `client` if its user may connect, trusted if it is a trusted user. */
+async function serveClient(client: UnixClient, options: DaemonOptions, trust: TrustSettings) {
+  const decision = decideTrust(
+    accounts,
+    namePeer(accounts, client.peer.uid, client.peer.gid),
+    trust,
+  );
+  if (!decision.allowed) {
+    printStderr(`kiln daemon: connection closed: ${decision.error}`);
+    await client.readable.cancel();
+    await client.writable.close();
+    return;
+  }
+  await serveConnection({ ...client, trusted: decision.trusted }, options);
 }
 
 function removeSocket(path: string): void {
@@ -143,14 +195,6 @@ function removeSocket(path: string): void {
     Deno.removeSync(path);
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
-}
-
-function closeQuietly(conn: Deno.UnixConn): void {
-  try {
-    conn.close();
-  } catch {
-    // already closed by its session
   }
 }
 

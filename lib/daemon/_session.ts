@@ -178,7 +178,7 @@ async function serveOps(
 }
 
 /** An error for the client: Nix 2.8 shows the message as `error: <message>`, exit status 1. */
-export function remoteError(message: string): RemoteError {
+function remoteError(message: string): RemoteError {
   return { level: 0, name: "Error", message, traces: [], exitStatus: 1 };
 }
 

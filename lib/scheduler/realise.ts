@@ -129,14 +129,17 @@ async function runPhases(
 ): Promise<RealiseOutcome> {
   const planOptions = { check: options.check, repair: options.repair };
   // Temporary roots for the run: every derivation, its outputs and sources, so no collector
-  // takes an input of a build or an output the run made while it runs. The plan is made again
-  // once they are rooted: a collection between the first look and the roots may have taken an
-  // output it saw valid.
-  const planned = [...planBuild(store, targets, planOptions).derivations.values()];
+  // takes an input of a build or an output the run made while it runs. A collection between the
+  // first look and the roots may have taken an output the plan saw valid: then it is made again.
+  let plan = planBuild(store, targets, planOptions);
+  const planned = [...plan.derivations.values()];
   await store.addTempRoots(
     planned.flatMap((d) => [d.path, ...d.outputPaths.values(), ...d.drv.inputSrcs]),
   );
-  let plan = planBuild(store, targets, planOptions);
+  const collected = planned.some((d) =>
+    [...d.valid].some((name) => !store.isValidPath(d.outputPaths.get(name)!))
+  );
+  if (collected) plan = planBuild(store, targets, planOptions);
   const autoGc = options.autoGc &&
     new AutoGc(store, { ...options.autoGc, onMessage: (text) => events.msg("info", text) });
   await autoGc?.ensureFree();

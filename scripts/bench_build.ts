@@ -122,13 +122,22 @@ export async function benchKiln(
  */
 const NIX_SANDBOX_CONFIG = "sandbox = true\nsandbox-paths = /bin/sh /lib /lib64 /usr/lib\n";
 
+/**
+ * Nix as a root install runs it: builds as the nixbld users (the test stores go without, as
+ * several of them run at once; here Nix runs alone).
+ */
+const AS_INSTALLED = "build-users-group = nixbld\n";
+
 /** Builds the same graph with Nix 2.8 in a fresh store, with or without its sandbox. */
 export async function benchNix(
   shape: BuildShape,
   nodes: number,
   options: { jobs: number; sandbox: boolean },
 ): Promise<BuildBenchRow> {
-  const nix = new NixSandbox(options.sandbox ? NIX_SANDBOX_CONFIG : "sandbox = false\n");
+  const mode = options.sandbox ? NIX_SANDBOX_CONFIG : "sandbox = false\n";
+  const nix = new NixSandbox(mode + AS_INSTALLED);
+  // The nixbld users must reach the store.
+  Deno.chmodSync(nix.root, 0o755);
   try {
     const file = join(nix.root, "graph.nix");
     Deno.writeTextFileSync(file, nixExpression(shape, nodes));
